@@ -1,0 +1,160 @@
+"""HTTP: ingest, snapshot, events (the polling fallback), health, metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import metrics
+from .batching import Subscription, event_id
+from .cursor import Cursor, format_id
+from .eventlog import BackendUnavailable
+from .events import (
+    CHANNELS,
+    ValidationError,
+    channel_key,
+    valid_agent_id,
+    valid_swarm_name,
+    validate_batch,
+)
+from .node import current_node
+
+api = Blueprint("api", __name__)
+
+
+def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify({"error": message, **extra}), status
+
+
+def unavailable(exc: Exception) -> tuple[Response, int]:
+    metrics.REDIS_ERRORS.labels(component="api").inc()
+    response, status = error(503, "event store unavailable, nothing was accepted; retry",
+                             detail=str(exc)[:200])
+    response.headers["Retry-After"] = "1"
+    return response, status
+
+
+@api.post("/api/v1/events")
+def ingest() -> tuple[Response, int]:
+    node = current_node()
+    s = node.settings
+    if not request.is_json:
+        metrics.INGEST_REJECTED.labels(reason="content_type").inc()
+        return error(415, "send the events as JSON (Content-Type: application/json)")
+    raw = request.get_data(cache=False)
+    if len(raw) > s.max_payload_bytes:
+        metrics.INGEST_REJECTED.labels(reason="too_large").inc()
+        return error(413, f"body is {len(raw)} bytes, limit {s.max_payload_bytes}")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        metrics.INGEST_REJECTED.labels(reason="invalid_json").inc()
+        return error(400, f"invalid JSON: {exc}")
+    if isinstance(body, list) and len(body) > s.max_events_per_request:
+        metrics.INGEST_REJECTED.labels(reason="too_many").inc()
+        return error(413, f"{len(body)} events, limit {s.max_events_per_request} per request")
+    try:
+        events = validate_batch(body, max_events=s.max_events_per_request,
+                                max_event_bytes=s.max_event_bytes)
+    except ValidationError as exc:
+        metrics.INGEST_REJECTED.labels(reason="invalid").inc()
+        return error(400, "invalid event(s); nothing was accepted", errors=exc.errors[:100])
+    try:
+        ids = node.event_log.append(events)
+    except BackendUnavailable as exc:
+        metrics.INGEST_REJECTED.labels(reason="unavailable").inc()
+        return unavailable(exc)
+    for event in events:
+        metrics.EVENTS_INGESTED.labels(type=event["type"], source="http").inc()
+    return jsonify({"accepted": len(ids), "cursor": ids[-1], "ids": ids}), 202
+
+
+def _query_filter() -> Subscription:
+    swarm = request.args.get("swarm", "*") or "*"
+    if swarm != "*" and not valid_swarm_name(swarm):
+        raise ValueError("swarm must be a swarm name or '*'")
+    agent_id = request.args.get("agent_id") or None
+    if agent_id is not None and not valid_agent_id(agent_id):
+        raise ValueError("agent_id is not a valid agent id")
+    raw = request.args.get("channels", "")
+    channels = [c for c in raw.split(",") if c] or list(CHANNELS)
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown:
+        raise ValueError(
+            f"unknown channel(s) {', '.join(unknown)[:100]}; use {', '.join(CHANNELS)}")
+    return Subscription(swarm, frozenset(channels), agent_id)
+
+
+@api.get("/api/v1/snapshot")
+def snapshot() -> tuple[Response, int]:
+    node = current_node()
+    try:
+        sub = _query_filter()
+    except ValueError as exc:
+        return error(400, str(exc))
+    try:
+        snap = node.event_log.snapshot(None if sub.swarm == "*" else sub.swarm)
+    except BackendUnavailable as exc:
+        return unavailable(exc)
+    return jsonify(snap.view(sub.agent_id)), 200
+
+
+@api.get("/api/v1/events")
+def events() -> tuple[Response, int]:
+    """Events after ``since`` matching the filter; the cursor continues where this stopped."""
+    node = current_node()
+    s = node.settings
+    try:
+        sub = _query_filter()
+        limit = int(request.args.get("limit", s.events_page_limit))
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        limit = min(limit, s.events_page_limit)
+        since_raw = request.args.get("since")
+        since = Cursor.decode(since_raw) if since_raw else None
+    except ValueError as exc:
+        return error(400, str(exc))
+    log = node.event_log
+    try:
+        if since is None:
+            recent = log.tail(limit * 4)
+            found = [e for e in recent if sub.matches(e)][-limit:]
+            head = event_id(recent[-1]) if recent else log.last_id()
+            return jsonify({"events": found, "cursor": format_id(head), "gap": False}), 200
+        gap = since.lowest < log.trimmed_upto()
+        found, position = [], since.lowest
+        scanned, scan_limit = 0, limit * 20
+        while len(found) < limit and scanned < scan_limit:
+            batch = log.read(position, min(1000, scan_limit - scanned))
+            if not batch:
+                break
+            for event in batch:
+                eid = event_id(event)
+                position = eid
+                scanned += 1
+                if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+    except BackendUnavailable as exc:
+        return unavailable(exc)
+    return jsonify({"events": found, "cursor": since.advanced(position).encode(), "gap": gap}), 200
+
+
+@api.get("/health")
+def health() -> tuple[Response, int]:
+    body, ok = current_node().health()
+    return jsonify(body), 200 if ok else 503
+
+
+@api.get("/metrics")
+def prometheus() -> Response:
+    return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+@api.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> tuple[Response, int]:
+    return error(exc.code or 500, exc.description or exc.name)

@@ -1,0 +1,89 @@
+"""create_app(settings): wiring only; the handlers live in api.py and sockets.py."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio as socketio_lib
+from flask import Flask, render_template
+from flask_socketio import SocketIO
+
+from . import sockets
+from .api import api
+from .eventlog import EventLog, open_event_log
+from .node import VERSION, Node
+from .relay import Relay
+from .settings import Settings
+
+log = logging.getLogger("swarmdash")
+
+
+def client_manager(settings: Settings, *, write_only: bool = False) -> Any:
+    """The Socket.IO message queue (None when embedded): Redis pub/sub or AMQP via kombu.
+
+    Built here rather than with ``message_queue=`` so its connection options are ours.
+    """
+    url = settings.queue_url
+    if not url:
+        return None
+    if url.startswith(("amqp://", "amqps://")):
+        return socketio_lib.KombuManager(url, channel=settings.message_queue_channel,
+                                         write_only=write_only)
+    return socketio_lib.RedisManager(
+        url, channel=settings.message_queue_channel, write_only=write_only,
+        redis_options={"socket_connect_timeout": settings.redis_timeout,
+                       "health_check_interval": 10})
+
+
+def _cors(settings: Settings) -> Any:
+    origins = list(settings.cors_allowed_origins)
+    if not origins:
+        return None  # same origin only
+    return "*" if "*" in origins else origins
+
+
+def create_app(settings: Settings, *, async_mode: str = "threading",
+               event_log: EventLog | None = None) -> Flask:
+    """Build one node. ``async_mode`` is chosen by the entrypoint (wsgi.py or the CLI)."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, DEBUG=settings.flask_debug,
+                      MAX_CONTENT_LENGTH=settings.max_payload_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    socketio = SocketIO(
+        app,
+        async_mode=async_mode,
+        client_manager=client_manager(settings),
+        cors_allowed_origins=_cors(settings),
+        ping_interval=settings.websocket_ping_interval,
+        ping_timeout=settings.websocket_ping_timeout,
+        max_http_buffer_size=settings.max_payload_bytes,
+        transports=["polling", "websocket"] if settings.websocket_enabled else ["polling"],
+        logger=settings.socketio_debug,
+        engineio_logger=settings.socketio_debug,
+    )
+    event_log = event_log or open_event_log(settings)
+    relay = Relay(settings, event_log, socketio.server, socketio.sleep,
+                  socketio.start_background_task)
+    node = Node(settings, event_log, socketio, relay)
+    app.extensions["swarmdash"] = node
+    app.register_blueprint(api)
+    sockets.register(socketio, node)
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", node=settings.node_name, version=VERSION)
+
+    if event_log.embedded:
+        log.info("node %s: embedded in-memory event log (single node; set REDIS_URL to scale out)",
+                 settings.node_name)
+    server = socketio.server
+    if not server.manager_initialized:
+        # Listen on the message queue from start-up, not from the first client's connect:
+        # an emit from another node or process must not be missed by an idle node.
+        server.manager_initialized = True
+        server.manager.initialize()
+    relay.start()
+    return app

@@ -1,0 +1,184 @@
+"""Batching for one subscription room: windows, leading-edge flush, coalescing.
+
+Pure logic with the clock passed in, so it is tested deterministically.  A room groups
+the local clients that subscribed to the same (swarm, agent filter, channels); it keeps a
+buffer per channel and the position up to which each channel has been delivered, from
+which the resume cursor of every batch is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cursor import Cursor, StreamId, parse_id
+from .events import (
+    AGENT_CRITICAL,
+    ALERT,
+    BATCH_EVENTS,
+    SYSTEM_ALERT,
+    Event,
+    channel_key,
+    is_critical,
+    wanted,
+)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    swarm: str  # a swarm name or "*"
+    channels: frozenset[str]
+    agent_id: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        """A client holds at most one subscription per (swarm, agent)."""
+        return self.swarm, self.agent_id
+
+    @property
+    def room(self) -> str:
+        return f"sub|{self.swarm}|{self.agent_id or ''}|{','.join(sorted(self.channels))}"
+
+    def matches(self, event: Event) -> bool:
+        return ((self.swarm == "*" or event["swarm"] == self.swarm)
+                and (self.agent_id is None or event["agent_id"] == self.agent_id)
+                and wanted(event, self.channels))
+
+
+@dataclass
+class Emission:
+    event: str
+    payload: dict[str, Any]
+    size: int = 1
+    oldest_ts: float = 0.0
+
+
+@dataclass
+class Room:
+    sub: Subscription
+    windows: dict[str, float]
+    max_batch: int
+    coalesce: bool
+    members: set[str] = field(default_factory=set)
+    _lists: dict[str, list[Event]] = field(default_factory=dict)
+    _latest: dict[str, dict[str, Event]] = field(default_factory=dict)  # coalesced agents
+    _coalesced: int = 0
+    _lag: dict[str, StreamId] = field(default_factory=dict)
+    _last_flush: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for channel in self.sub.channels:
+            if channel == "agent" and self.coalesce:
+                self._latest[channel] = {}
+            else:
+                self._lists[channel] = []
+
+    @property
+    def name(self) -> str:
+        return self.sub.room
+
+    def _pending(self, channel: str) -> int:
+        if channel in self._latest:
+            return len(self._latest[channel])
+        return len(self._lists.get(channel, ()))
+
+    def position(self, key: str, head: StreamId) -> StreamId:
+        """Everything of ``key`` up to this ID has been emitted to the room."""
+        return self._lag.get(key, head)
+
+    def cursor(self, head: StreamId) -> str:
+        return Cursor.from_positions(head, self._lag).encode()
+
+    def offer(self, event: Event, eid: StreamId, prev: StreamId, now: float) -> list[Emission]:
+        """Take one event (already known to match); return what must be emitted now."""
+        channels = self.sub.channels
+        if event["type"] == ALERT or is_critical(event):
+            out: list[Emission] = []
+            if event["type"] == "agent" and "agent" in channels and self._pending("agent"):
+                out.append(self.flush("agent", prev, now))
+            payload = {**event, "cursor": self.cursor(eid)}
+            name = SYSTEM_ALERT if event["type"] == ALERT else AGENT_CRITICAL
+            out.append(Emission(name, payload, 1, event["ts"]))
+            return out
+        channel = channel_key(event, channels)
+        if not self._pending(channel):
+            self._lag[channel] = prev
+        if channel in self._latest:
+            latest = self._latest[channel]
+            if latest.pop(event["agent_id"], None) is not None:
+                self._coalesced += 1
+            latest[event["agent_id"]] = event
+        else:
+            self._lists[channel].append(event)
+        quiet = now - self._last_flush.get(channel, float("-inf")) >= self.windows[channel]
+        if quiet or self._pending(channel) >= self.max_batch:
+            return [self.flush(channel, eid, now)]
+        return []
+
+    def due(self, now: float) -> list[str]:
+        """Channels whose window has passed and that hold events."""
+        return [c for c in self.sub.channels
+                if self._pending(c) and now - self._last_flush.get(c, 0.0) >= self.windows[c]]
+
+    def flush(self, channel: str, head: StreamId, now: float) -> Emission:
+        if channel in self._latest:
+            batch = list(self._latest[channel].values())
+            self._latest[channel] = {}
+        else:
+            batch = self._lists[channel]
+            self._lists[channel] = []
+        coalesced, self._coalesced = (self._coalesced, 0) if channel == "agent" else (0, 0)
+        self._lag.pop(channel, None)
+        self._last_flush[channel] = now
+        payload = batch_payload(self.sub, channel, batch, self.cursor(head), now)
+        if coalesced:
+            payload["coalesced"] = coalesced
+        return Emission(BATCH_EVENTS[channel], payload, len(batch),
+                        min((e["ts"] for e in batch), default=now))
+
+
+def batch_payload(sub: Subscription, channel: str, batch: list[Event], cursor: str,
+                  now: float, replay: bool = False) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": channel, "swarm": sub.swarm, "batch": batch,
+                               "count": len(batch), "timestamp": now, "cursor": cursor}
+    if sub.agent_id is not None:
+        payload["agent_id"] = sub.agent_id
+    if replay:
+        payload["replay"] = True
+    return payload
+
+
+def replay_emissions(sub: Subscription, events: Iterable[Event], cursor: str, now: float,
+                     max_batch: int) -> list[Emission]:
+    """Missed events as the usual batch/immediate events, in stream order per channel.
+
+    Every emission carries the cursor the client reaches once the replay is complete.
+    """
+    out: list[Emission] = []
+    buffers: dict[str, list[Event]] = {}
+
+    def flush(channel: str) -> None:
+        batch = buffers.pop(channel, [])
+        if batch:
+            out.append(Emission(BATCH_EVENTS[channel],
+                                batch_payload(sub, channel, batch, cursor, now, replay=True),
+                                len(batch)))
+
+    for event in events:
+        if event["type"] == ALERT or is_critical(event):
+            if event["type"] == "agent" and "agent" in sub.channels:
+                flush("agent")
+            name = SYSTEM_ALERT if event["type"] == ALERT else AGENT_CRITICAL
+            out.append(Emission(name, {**event, "cursor": cursor, "replay": True}))
+            continue
+        buffers.setdefault(event["type"], []).append(event)
+        if len(buffers[event["type"]]) >= max_batch:
+            flush(event["type"])
+    for channel in list(buffers):
+        flush(channel)
+    return out
+
+
+def event_id(event: Event) -> StreamId:
+    return parse_id(event["id"])

@@ -1,0 +1,237 @@
+"""``swarmdash``: serve | demo | simulate | publish | notify | settings.
+
+Nothing heavy is imported at module level: ``serve`` and ``demo`` monkey-patch the chosen
+engine (gevent or eventlet) before Flask, Redis or sockets are imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .settings import ASYNC_MODES, Settings, SettingsError, describe, load_settings
+
+
+def patch_engine(mode: str) -> None:
+    """Monkey-patch the standard library for ``mode``; must run before other imports."""
+    if mode == "eventlet":
+        import eventlet
+
+        eventlet.monkey_patch()
+    elif mode == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    s = load_settings()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return s.replace(**changes) if changes else s
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    s = _settings(args, host=args.host, port=args.port, async_mode=args.async_mode)
+    patch_engine(s.async_mode)
+    from .app import create_app
+
+    app = create_app(s, async_mode=s.async_mode)
+    socketio = app.extensions["socketio"]
+    print(f"swarmdash node {s.node_name} ({s.async_mode}) on http://{s.host}:{s.port}",
+          file=sys.stderr, flush=True)
+    socketio.run(app, host=s.host, port=s.port, allow_unsafe_werkzeug=True,
+                 log_output=s.log_level == "debug")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    s = _settings(args, host=args.host, port=args.port).replace(
+        redis_url=args.redis_url or "", message_queue_url="", async_mode="gevent")
+    patch_engine("gevent")
+    from .app import create_app
+    from .events import validate_batch
+    from .node import node_of
+    from .simulator import SwarmSimulator
+
+    app = create_app(s, async_mode="gevent")
+    node = node_of(app)
+    sim = SwarmSimulator(swarms=args.swarms, agents=args.agents, seed=args.seed)
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        for start in range(0, len(batch), s.max_events_per_request):
+            chunk = batch[start:start + s.max_events_per_request]
+            node.event_log.append(validate_batch(chunk, max_events=len(chunk),
+                                                 max_event_bytes=s.max_event_bytes))
+
+    node.socketio.start_background_task(
+        sim.run, send, rate=args.rate, duration=None, sleep=node.socketio.sleep)
+    host = "localhost" if s.host in ("127.0.0.1", "0.0.0.0") else s.host
+    print(f"SwarmDash demo: {args.agents} simulated agents in {args.swarms} swarms, "
+          f"{args.rate:g} events/s\n  dashboard  http://{host}:{s.port}/\n"
+          f"  snapshot   http://{host}:{s.port}/api/v1/snapshot\n  Ctrl-C to stop",
+          file=sys.stderr, flush=True)
+    node.socketio.run(app, host=s.host, port=s.port, log_output=False)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import requests
+
+    from .simulator import SwarmSimulator
+
+    url = args.url.rstrip("/") + "/api/v1/events"
+    session = requests.Session()
+    retries = 0
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        nonlocal retries
+        delay = 0.2
+        while True:
+            try:
+                r = session.post(url, json=batch, timeout=10)
+            except requests.RequestException as exc:
+                reason = str(exc)
+            else:
+                if r.status_code == 202:
+                    return
+                if r.status_code not in (429, 502, 503, 504):
+                    raise SystemExit(f"\nrefused by {url}: HTTP {r.status_code} {r.text[:300]}")
+                reason = f"HTTP {r.status_code}"
+            retries += 1
+            print(f"\rretrying in {delay:.1f}s ({reason})" + " " * 20, end="", file=sys.stderr)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def progress(sent: int, elapsed: float) -> None:
+        rate = sent / elapsed if elapsed > 0 else 0.0
+        print(f"\r{sent} events sent in {elapsed:5.1f}s ({rate:7.1f}/s), {retries} retries",
+              end="", file=sys.stderr, flush=True)
+
+    sim = SwarmSimulator(swarms=args.swarms, agents=args.agents, seed=args.seed)
+    try:
+        sent = sim.run(send, rate=args.rate, duration=args.duration, progress=progress)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    print(f"\ndone: {sent} events", file=sys.stderr)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .eventlog import BackendUnavailable
+    from .events import ValidationError
+    from .publisher import Publisher
+
+    if args.file:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        payload: Any = json.loads(text)
+    else:
+        if not (args.type and args.swarm and args.agent):
+            raise SystemExit("publish: give --file, or --type, --swarm, --agent and --data")
+        payload = {"type": args.type, "swarm": args.swarm, "agent_id": args.agent,
+                   "data": json.loads(args.data or "{}")}
+    try:
+        with Publisher(args.redis_url) as pub:
+            result = pub.publish(payload)
+    except ValidationError as exc:
+        print(json.dumps({"error": "invalid event(s)", "errors": exc.errors}), file=sys.stderr)
+        return 2
+    except BackendUnavailable as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 3
+    except ValueError as exc:
+        raise SystemExit(f"publish: {exc}") from None
+    print(json.dumps({"accepted": result.accepted, "cursor": result.cursor}))
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from .app import client_manager
+
+    s = _settings(args)
+    if args.queue_url:
+        s = s.replace(message_queue_url=args.queue_url, redis_url=s.redis_url or args.queue_url)
+    manager = client_manager(s, write_only=True)
+    if manager is None:
+        raise SystemExit("notify: set MESSAGE_QUEUE_URL or REDIS_URL (or --queue-url)")
+    payload = {"type": "alert", "swarm": args.swarm, "agent_id": "swarmdash-notify",
+               "ts": time.time(), "source": "notify",
+               "data": {"severity": args.severity, "message": args.message}}
+    manager.emit("system_alert", payload, namespace="/")
+    print(json.dumps({"sent": "system_alert", "via": s.queue_url.split("@")[-1]}))
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    for name, default, doc in describe():
+        print(f"# {doc}\n{name}={default}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="swarmdash", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run one node (settings from the environment/.env)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--async-mode", choices=ASYNC_MODES)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="one embedded node + a simulated swarm, nothing else needed")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8050)
+    demo.add_argument("--swarms", type=int, default=3)
+    demo.add_argument("--agents", type=int, default=50)
+    demo.add_argument("--rate", type=float, default=50.0, help="events per second")
+    demo.add_argument("--seed", type=int)
+    demo.add_argument("--redis-url", help="use this Redis instead of the embedded log")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="drive a realistic swarm through the HTTP API")
+    sim.add_argument("--url", default="http://127.0.0.1:8050")
+    sim.add_argument("--swarms", type=int, default=3)
+    sim.add_argument("--agents", type=int, default=50)
+    sim.add_argument("--rate", type=float, default=50.0, help="events per second")
+    sim.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    sim.add_argument("--seed", type=int)
+    sim.set_defaults(func=cmd_simulate)
+
+    pub = sub.add_parser("publish", help="publish events straight to Redis")
+    pub.add_argument("--redis-url", help="default: REDIS_URL")
+    pub.add_argument("--file", "-f", help="JSON file with an event or a list ('-' = stdin)")
+    pub.add_argument("--type", choices=("agent", "task", "metric", "log", "alert"))
+    pub.add_argument("--swarm")
+    pub.add_argument("--agent")
+    pub.add_argument("--data", help="the event's data as JSON")
+    pub.set_defaults(func=cmd_publish)
+
+    notify = sub.add_parser("notify", help="send a system_alert to every connected dashboard")
+    notify.add_argument("message")
+    notify.add_argument("--severity", default="warning",
+                        choices=("info", "warning", "error", "critical"))
+    notify.add_argument("--swarm", default="*")
+    notify.add_argument("--queue-url", help="default: MESSAGE_QUEUE_URL, else REDIS_URL")
+    notify.set_defaults(func=cmd_notify)
+
+    env = sub.add_parser("settings", help="print every setting with its default (.env format)")
+    env.set_defaults(func=cmd_settings)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SettingsError as exc:
+        print(f"swarmdash: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The event log: an ordered, bounded, resumable record of events plus current state.
+
+``open_event_log(settings)`` returns the Redis implementation when ``REDIS_URL`` is set
+and the embedded in-memory one otherwise; both follow :class:`~.base.EventLog`.
+"""
+
+from __future__ import annotations
+
+from ..settings import Settings
+from .base import BackendUnavailable, EventLog, Snapshot
+from .memory import MemoryEventLog
+
+
+def open_event_log(settings: Settings) -> EventLog:
+    if settings.embedded:
+        return MemoryEventLog(maxlen=settings.stream_maxlen, task_history=settings.task_history)
+    from .redis import RedisEventLog
+
+    return RedisEventLog.from_settings(settings)
+
+
+__all__ = ["BackendUnavailable", "EventLog", "MemoryEventLog", "Snapshot", "open_event_log"]

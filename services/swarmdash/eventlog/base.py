@@ -1,0 +1,82 @@
+"""The interface every event log implements (Redis Streams, or in-memory when embedded)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cursor import StreamId, format_id, parse_id
+from ..events import TASK_FINISHED, Event
+
+
+class BackendUnavailable(RuntimeError):
+    """The store cannot be reached: nothing was written; the caller may retry."""
+
+
+@dataclass
+class Snapshot:
+    """Current agents and tasks, consistent with ``cursor`` (the last event they include)."""
+
+    cursor: StreamId
+    agents: dict[str, dict[str, Event]] = field(default_factory=dict)  # swarm -> id -> event
+    tasks: dict[str, dict[str, Event]] = field(default_factory=dict)
+
+    def view(self, agent_id: str | None = None) -> dict[str, Any]:
+        """JSON form: ``{cursor, agents: [...], tasks: [...]}``, oldest update first."""
+        def rows(by_swarm: dict[str, dict[str, Event]]) -> list[Event]:
+            found = [e for events in by_swarm.values() for e in events.values()
+                     if agent_id is None or e["agent_id"] == agent_id]
+            return sorted(found, key=lambda e: parse_id(e["id"]))
+        return {"cursor": format_id(self.cursor), "agents": rows(self.agents),
+                "tasks": rows(self.tasks)}
+
+
+def state_field(event: Event) -> tuple[str, str, bool] | None:
+    """(kind, hash field, finished) when the event updates agent or task state."""
+    if event["type"] == "agent":
+        return "agent", event["agent_id"], False
+    if event["type"] == "task":
+        status = event["data"]["status"]
+        return "task", str(event["data"]["task_id"]), status in TASK_FINISHED
+    return None
+
+
+class EventLog(abc.ABC):
+    """Append-only, ordered log of events with per-swarm state.
+
+    Every returned event carries its ``id`` (a stream ID string).
+    """
+
+    embedded: bool = False
+
+    @abc.abstractmethod
+    def append(self, events: list[Event]) -> list[str]:
+        """Append atomically (all or none) and update state; return the new ids."""
+
+    @abc.abstractmethod
+    def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:
+        """Events with id > ``after``, oldest first; optionally wait up to ``block_ms``."""
+
+    @abc.abstractmethod
+    def tail(self, count: int) -> list[Event]:
+        """The newest ``count`` events, oldest first."""
+
+    @abc.abstractmethod
+    def last_id(self) -> StreamId:
+        """ID of the newest event ever appended ((0, 0) when none)."""
+
+    @abc.abstractmethod
+    def trimmed_upto(self) -> StreamId:
+        """Highest ID no longer kept: a cursor below it has a gap."""
+
+    @abc.abstractmethod
+    def snapshot(self, swarm: str | None) -> Snapshot:
+        """State of one swarm (``None``: all), read atomically with its cursor."""
+
+    @abc.abstractmethod
+    def ping(self) -> bool:
+        """True when the store answers."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

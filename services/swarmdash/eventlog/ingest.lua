@@ -1,0 +1,37 @@
+-- Append a batch of events to the stream and update state, atomically.
+-- KEYS[1] stream, KEYS[2] swarms set
+-- ARGV[1] approximate MAXLEN, ARGV[2] finished tasks kept per swarm, ARGV[3] swarm key prefix,
+-- ARGV[4] agents suffix, ARGV[5] tasks suffix, ARGV[6] finished-tasks suffix,
+-- then 6 values per event: swarm, kind (agent|task|-), state field, finished (1|0), ts, json.
+local stream, swarms = KEYS[1], KEYS[2]
+local maxlen, keep, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local agents_sfx, tasks_sfx, done_sfx = ARGV[4], ARGV[5], ARGV[6]
+local ids = {}
+for b = 7, #ARGV, 6 do
+  local swarm, kind, field, finished, ts, body =
+    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
+  ids[#ids + 1] = id
+  redis.call('SADD', swarms, swarm)
+  if kind ~= '-' then
+    local stored = '{"id":"' .. id .. '",' .. string.sub(body, 2)
+    if kind == 'agent' then
+      redis.call('HSET', prefix .. swarm .. agents_sfx, field, stored)
+    else
+      local tasks, done = prefix .. swarm .. tasks_sfx, prefix .. swarm .. done_sfx
+      redis.call('HSET', tasks, field, stored)
+      if finished == '1' then
+        redis.call('ZADD', done, ts, field)
+        local extra = redis.call('ZCARD', done) - keep
+        if extra > 0 then
+          local old = redis.call('ZRANGE', done, 0, extra - 1)
+          redis.call('ZREMRANGEBYRANK', done, 0, extra - 1)
+          for _, t in ipairs(old) do redis.call('HDEL', tasks, t) end
+        end
+      else
+        redis.call('ZREM', done, field)
+      end
+    end
+  end
+end
+return ids

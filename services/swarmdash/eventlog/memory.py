@@ -1,0 +1,110 @@
+"""In-memory event log: the embedded default (single node, nothing to install).
+
+Same semantics as the Redis one: stream-style IDs, bounded length, atomic batches,
+state per swarm. Uses ``threading.Condition``, which gevent/eventlet make cooperative.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import threading
+import time
+
+from ..cursor import ZERO, StreamId, format_id
+from ..events import Event
+from .base import EventLog, Snapshot, state_field
+
+
+class MemoryEventLog(EventLog):
+    embedded = True
+
+    def __init__(self, maxlen: int = 100_000, task_history: int = 200):
+        self._maxlen = maxlen
+        self._task_history = task_history
+        self._ids: list[StreamId] = []
+        self._events: list[Event] = []
+        self._last: StreamId = ZERO
+        self._trimmed: StreamId = ZERO
+        self._agents: dict[str, dict[str, Event]] = {}
+        self._tasks: dict[str, dict[str, Event]] = {}
+        self._done: dict[str, dict[str, float]] = {}
+        self._cond = threading.Condition()
+
+    def _next_id(self) -> StreamId:
+        ms = int(time.time() * 1000)
+        return (ms, 0) if ms > self._last[0] else (self._last[0], self._last[1] + 1)
+
+    def append(self, events: list[Event]) -> list[str]:
+        with self._cond:
+            ids = []
+            for event in events:
+                sid = self._next_id()
+                self._last = sid
+                stored = {"id": format_id(sid), **event}
+                self._ids.append(sid)
+                self._events.append(stored)
+                ids.append(stored["id"])
+                self._apply_state(stored)
+            excess = len(self._ids) - self._maxlen
+            if excess > 0:
+                self._trimmed = self._ids[excess - 1]
+                del self._ids[:excess]
+                del self._events[:excess]
+            self._cond.notify_all()
+            return ids
+
+    def _apply_state(self, event: Event) -> None:
+        target = state_field(event)
+        if target is None:
+            return
+        kind, name, finished = target
+        swarm = event["swarm"]
+        if kind == "agent":
+            self._agents.setdefault(swarm, {})[name] = event
+            return
+        tasks = self._tasks.setdefault(swarm, {})
+        tasks[name] = event
+        done = self._done.setdefault(swarm, {})
+        if not finished:
+            done.pop(name, None)
+            return
+        done[name] = event["ts"]
+        while len(done) > self._task_history:
+            oldest = min(done, key=done.__getitem__)
+            del done[oldest]
+            tasks.pop(oldest, None)
+
+    def _after(self, after: StreamId, count: int) -> list[Event]:
+        start = bisect.bisect_right(self._ids, after)
+        return self._events[start:start + count]
+
+    def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:
+        with self._cond:
+            found = self._after(after, count)
+            if not found and block_ms:
+                self._cond.wait(block_ms / 1000)
+                found = self._after(after, count)
+            return found
+
+    def tail(self, count: int) -> list[Event]:
+        with self._cond:
+            return self._events[-count:] if count > 0 else []
+
+    def last_id(self) -> StreamId:
+        return self._last
+
+    def trimmed_upto(self) -> StreamId:
+        return self._trimmed
+
+    def snapshot(self, swarm: str | None) -> Snapshot:
+        with self._cond:
+            names = list(self._agents.keys() | self._tasks.keys()) if swarm is None else [swarm]
+            return Snapshot(
+                cursor=self._last,
+                agents={s: copy.copy(self._agents.get(s, {})) for s in names},
+                tasks={s: copy.copy(self._tasks.get(s, {})) for s in names},
+            )
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,136 @@
+"""Redis implementation: one Stream for all swarms, state hashes, Lua for atomic batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..cursor import ZERO, StreamId, format_id, parse_id
+from ..events import Event, encode
+from ..keys import AGENTS_SUFFIX, TASKS_DONE_SUFFIX, TASKS_SUFFIX, Keys
+from ..settings import Settings
+from .base import BackendUnavailable, EventLog, Snapshot, state_field
+
+T = TypeVar("T")
+
+#: Errors that mean "Redis is not usable right now" (as opposed to a bug in a command).
+_UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "OOM", "NOREPLICAS", "MASTERDOWN", "TRYAGAIN",
+                        "READONLY")
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
+
+
+def connect(url: str, timeout: float, *, read_timeout: float | None = None) -> redis.Redis:
+    """A client that fails fast (no hidden retries: a retried append could apply twice)."""
+    return redis.Redis.from_url(
+        url, socket_timeout=read_timeout or timeout, socket_connect_timeout=timeout,
+        decode_responses=True, protocol=2, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+
+class RedisEventLog(EventLog):
+    def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
+                 task_history: int = 200, blocking_conn: redis.Redis | None = None):
+        self.redis = conn
+        self.blocking = blocking_conn or conn
+        self.keys = keys or Keys()
+        self.maxlen = maxlen
+        self.task_history = task_history
+        self._ingest = conn.register_script(_script("ingest.lua"))
+        self._snapshot = conn.register_script(_script("snapshot.lua"))
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> RedisEventLog:
+        return cls(
+            connect(s.redis_url, s.redis_timeout),
+            keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
+            blocking_conn=connect(s.redis_url, s.redis_timeout,
+                                  read_timeout=s.redis_timeout + s.relay_block_ms / 1000))
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendUnavailable(f"redis unreachable: {exc}") from exc
+        except redis.ResponseError as exc:
+            if str(exc).startswith(_UNAVAILABLE_REPLIES):
+                raise BackendUnavailable(f"redis not ready: {exc}") from exc
+            raise
+
+    def append(self, events: list[Event]) -> list[str]:
+        args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
+                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX]
+        for event in events:
+            target = state_field(event)
+            kind, name, finished = target if target else ("-", "", False)
+            args += [event["swarm"], kind, name, "1" if finished else "0", event["ts"],
+                     encode(event)]
+        ids: list[str] = self._call(
+            lambda: self._ingest(keys=[self.keys.stream, self.keys.swarms], args=args))
+        return ids
+
+    @staticmethod
+    def _decode(entries: Any) -> list[Event]:
+        out = []
+        for sid, fields in entries:
+            event = json.loads(fields["e"])
+            event["id"] = sid
+            out.append(event)
+        return out
+
+    def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:
+        if block_ms:
+            reply: Any = self._call(lambda: self.blocking.xread(
+                {self.keys.stream: format_id(after)}, count=count, block=block_ms))
+            return self._decode(reply[0][1]) if reply else []
+        entries: Any = self._call(lambda: self.redis.xrange(
+            self.keys.stream, min="(" + format_id(after), max="+", count=count))
+        return self._decode(entries)
+
+    def tail(self, count: int) -> list[Event]:
+        entries: Any = self._call(lambda: self.redis.xrevrange(self.keys.stream, count=count))
+        return self._decode(list(reversed(entries)))
+
+    def _info(self) -> dict[str, Any]:
+        try:
+            info: dict[str, Any] = self._call(lambda: self.redis.xinfo_stream(self.keys.stream))
+        except redis.ResponseError:  # no such key yet
+            return {}
+        return info
+
+    def last_id(self) -> StreamId:
+        last = self._info().get("last-generated-id")
+        return parse_id(last) if last else ZERO
+
+    def trimmed_upto(self) -> StreamId:
+        deleted = self._info().get("max-deleted-entry-id")
+        return parse_id(deleted) if deleted else ZERO
+
+    def snapshot(self, swarm: str | None) -> Snapshot:
+        reply = self._call(lambda: self._snapshot(
+            keys=[self.keys.stream, self.keys.swarms],
+            args=[self.keys.swarm_prefix, swarm or "*", AGENTS_SUFFIX, TASKS_SUFFIX]))
+        snap = Snapshot(cursor=parse_id(reply[0]))
+        for i in range(1, len(reply), 3):
+            name = reply[i]
+            snap.agents[name] = {e["agent_id"]: e for e in map(json.loads, reply[i + 1])}
+            snap.tasks[name] = {str(e["data"]["task_id"]): e for e in map(json.loads, reply[i + 2])}
+        return snap
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self.redis.close()
+        if self.blocking is not self.redis:
+            self.blocking.close()

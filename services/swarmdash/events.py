@@ -1,0 +1,190 @@
+"""The event model and its validation: one place for every ingest path.
+
+An event is ``{"type", "swarm", "agent_id", "ts", "data"}``; the stream assigns its ``id``.
+Validation is strict (unknown fields are refused) and a batch is all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+Event = dict[str, Any]
+
+EVENT_TYPES = ("agent", "task", "metric", "log", "alert")
+AGENT_STATUSES = ("idle", "busy", "processing", "waiting", "error", "offline")
+CRITICAL_STATUSES = ("error", "offline")
+TASK_STATUSES = ("queued", "running", "completed", "failed")
+TASK_FINISHED = ("completed", "failed")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+SEVERITIES = ("info", "warning", "error", "critical")
+
+#: Batched channels a client subscribes to, and the Socket.IO event of each.
+CHANNELS = ("agent", "task", "metric", "log")
+BATCH_EVENTS = {c: f"{c}_update_batch" for c in CHANNELS}
+#: Immediate events, sent to every subscriber of the swarm whatever its channels.
+ALERT = "alert"
+SYSTEM_ALERT = "system_alert"
+AGENT_CRITICAL = "agent_critical_update"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.:@/-]{1,128}$")
+_TOP_LEVEL = ("type", "swarm", "agent_id", "ts", "data")
+MAX_TEXT = 8192
+
+
+class ValidationError(ValueError):
+    """Carries one ``{"index", "field", "error"}`` entry per problem found."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        self.errors = errors
+        first = errors[0] if errors else {"field": "?", "error": "invalid"}
+        super().__init__(f"{first.get('field')}: {first.get('error')}")
+
+
+def valid_swarm_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(_NAME.match(name))
+
+
+def valid_agent_id(agent_id: Any) -> bool:
+    return isinstance(agent_id, str) and bool(_AGENT_ID.match(agent_id))
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _text(value: Any, limit: int = MAX_TEXT, empty: bool = False) -> bool:
+    return isinstance(value, str) and (empty or bool(value)) and len(value) <= limit
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+    return check
+
+
+def _required_text(limit: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if _text(value, limit) else f"must be a non-empty string of <= {limit} chars"
+    return check
+
+
+def _finite(value: Any) -> str | None:
+    return None if _number(value) else "must be a finite number"
+
+
+#: data fields each type requires, and their check.
+_REQUIRED: dict[str, dict[str, Callable[[Any], str | None]]] = {
+    "agent": {"status": _one_of(AGENT_STATUSES)},
+    "task": {"task_id": _required_text(128), "status": _one_of(TASK_STATUSES)},
+    "metric": {"name": _required_text(128), "value": _finite},
+    "log": {"level": _one_of(LOG_LEVELS), "message": _required_text(MAX_TEXT)},
+    "alert": {"severity": _one_of(SEVERITIES), "message": _required_text(MAX_TEXT)},
+}
+
+
+def _check_one(raw: Any, now: float, max_bytes: int) -> tuple[Event | None, list[dict[str, str]]]:
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "error": "an event must be a JSON object"}]
+    errors: list[dict[str, str]] = []
+
+    def bad(field: str, error: str) -> None:
+        errors.append({"field": field, "error": error})
+
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            bad(str(key)[:64], "unknown field (allowed: " + ", ".join(_TOP_LEVEL) + ")")
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        bad("type", f"must be one of {', '.join(EVENT_TYPES)}")
+    if not valid_swarm_name(raw.get("swarm")):
+        bad("swarm", "must match [A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+    if not valid_agent_id(raw.get("agent_id")):
+        bad("agent_id", "must match [A-Za-z0-9_.:@/-]{1,128}")
+    ts = raw.get("ts", now)
+    if ts is None:
+        ts = now
+    if not _number(ts) or ts <= 0:
+        bad("ts", "must be a positive number of epoch seconds")
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        bad("data", "must be a JSON object")
+    elif kind in _REQUIRED:
+        for name, check in _REQUIRED[kind].items():
+            problem = check(data.get(name))
+            if problem:
+                bad(f"data.{name}", problem)
+        if kind == "metric" and "unit" in data and not _text(data["unit"], 32, empty=True):
+            bad("data.unit", "must be a string of <= 32 chars")
+    if errors:
+        return None, errors
+    event: Event = {"type": kind, "swarm": raw["swarm"], "agent_id": raw["agent_id"],
+                    "ts": ts, "data": data}
+    try:
+        size = len(encode(event))
+    except (TypeError, ValueError) as exc:
+        return None, [{"field": "data", "error": f"not encodable as JSON: {exc}"}]
+    if size > max_bytes:
+        return None, [{"field": "", "error": f"event is {size} bytes, limit {max_bytes}"}]
+    return event, []
+
+
+def validate_batch(raw: Any, *, max_events: int, max_event_bytes: int,
+                   now: float | None = None) -> list[Event]:
+    """Validate one event or a list of events; raise :class:`ValidationError` listing all errors.
+
+    Returns the normalised events (``ts`` filled in). Nothing is returned unless every event
+    is valid, so callers cannot apply half a batch.
+    """
+    now = time.time() if now is None else now
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise ValidationError([{"index": None, "field": "", "error": "no events given"}])
+    if len(items) > max_events:
+        raise ValidationError([{"index": None, "field": "",
+                                "error": f"{len(items)} events, limit {max_events}"}])
+    events: list[Event] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        event, problems = _check_one(item, now, max_event_bytes)
+        if event is None:
+            errors.extend({"index": index, **p} for p in problems)
+        else:
+            events.append(event)
+    if errors:
+        raise ValidationError(errors)
+    return events
+
+
+def encode(obj: Any) -> str:
+    """Compact JSON, refusing NaN/Infinity (browsers cannot parse them)."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def is_critical(event: Event) -> bool:
+    return event["type"] == "agent" and event["data"].get("status") in CRITICAL_STATUSES
+
+
+def channel_key(event: Event, channels: frozenset[str]) -> str:
+    """Which position of a subscription with ``channels`` this event advances.
+
+    Batched types map to their channel; alerts, and critical agent updates of a
+    subscription without the agent channel, map to the always-present ``alert`` key.
+    """
+    kind = event["type"]
+    if kind == ALERT:
+        return ALERT
+    if kind == "agent" and is_critical(event) and "agent" not in channels:
+        return ALERT
+    return kind
+
+
+def wanted(event: Event, channels: frozenset[str]) -> bool:
+    """Does a subscription with ``channels`` receive ``event``?"""
+    return event["type"] in channels or event["type"] == ALERT or is_critical(event)

@@ -1,0 +1,44 @@
+"""Every Redis key name SwarmDash uses, built in one place.
+
+``<prefix>:events``                 the event stream (one global order; IDs are cursors)
+``<prefix>:swarms``                 set of swarm names seen
+``<prefix>:swarm:<name>:agents``    hash agent_id -> latest agent event (JSON, with id)
+``<prefix>:swarm:<name>:tasks``     hash task_id -> latest task event (JSON, with id)
+``<prefix>:swarm:<name>:tasks:done``  zset of finished task ids by ts (bounds the task hash)
+The Lua scripts in ``eventlog/`` receive :meth:`Keys.swarm_prefix` and append the
+``:agents`` / ``:tasks`` / ``:tasks:done`` suffixes defined here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AGENTS_SUFFIX = ":agents"
+TASKS_SUFFIX = ":tasks"
+TASKS_DONE_SUFFIX = ":tasks:done"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "swarmdash"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def swarms(self) -> str:
+        return f"{self.prefix}:swarms"
+
+    @property
+    def swarm_prefix(self) -> str:
+        return f"{self.prefix}:swarm:"
+
+    def agents(self, swarm: str) -> str:
+        return f"{self.swarm_prefix}{swarm}{AGENTS_SUFFIX}"
+
+    def tasks(self, swarm: str) -> str:
+        return f"{self.swarm_prefix}{swarm}{TASKS_SUFFIX}"
+
+    def tasks_done(self, swarm: str) -> str:
+        return f"{self.swarm_prefix}{swarm}{TASKS_DONE_SUFFIX}"

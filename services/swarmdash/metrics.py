@@ -1,0 +1,54 @@
+"""Every Prometheus metric of a node, in one registry, with bounded labels only.
+
+Labels are event types, channels, Socket.IO event names, components and reasons: fixed
+sets. Never a sid, user, swarm or room (unbounded).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+NS = "swarmdash"
+
+CLIENTS = Gauge(f"{NS}_connected_clients", "Socket.IO clients connected to this node",
+                registry=REGISTRY)
+EVENTS_INGESTED = Counter(f"{NS}_events_ingested_total", "Events accepted into the event log",
+                          ["type", "source"], registry=REGISTRY)
+INGEST_REJECTED = Counter(f"{NS}_ingest_rejected_total", "Ingest requests refused",
+                          ["reason"], registry=REGISTRY)
+EVENTS_RELAYED = Counter(f"{NS}_events_relayed_total", "Events read from the log by the relay",
+                         ["type"], registry=REGISTRY)
+EVENTS_REPLAYED = Counter(f"{NS}_events_replayed_total", "Events replayed to resuming clients",
+                          registry=REGISTRY)
+EMITS = Counter(f"{NS}_emits_total", "Socket.IO emits to rooms (one per batch)", ["event"],
+                registry=REGISTRY)
+EVENTS_EMITTED = Counter(f"{NS}_events_emitted_total",
+                         "Events delivered, counted once per receiving client", ["event"],
+                         registry=REGISTRY)
+BATCH_SIZE = Histogram(f"{NS}_batch_size", "Events per emitted batch", ["event"],
+                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=REGISTRY)
+EMIT_LATENCY = Histogram(
+    f"{NS}_emit_latency_seconds", "Event timestamp to emit, oldest event of each batch",
+    ["event"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 1.5, 2.5, 5, 10),
+    registry=REGISTRY)
+RELAY_LAG = Gauge(f"{NS}_relay_lag_seconds", "Age of the newest event the relay processed",
+                  registry=REGISTRY)
+REDIS_ERRORS = Counter(f"{NS}_redis_errors_total", "Failed calls to Redis", ["component"],
+                       registry=REGISTRY)
+SLOW_CONSUMER_DROPS = Counter(f"{NS}_slow_consumer_drops_total",
+                              "Clients disconnected because their queue overflowed",
+                              registry=REGISTRY)
+SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
+                    registry=REGISTRY)
+
+
+def record_emission(event: str, size: int, receivers: int, latency: float) -> None:
+    EMITS.labels(event=event).inc()
+    EVENTS_EMITTED.labels(event=event).inc(size * receivers)
+    BATCH_SIZE.labels(event=event).observe(size)
+    EMIT_LATENCY.labels(event=event).observe(max(0.0, latency))
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

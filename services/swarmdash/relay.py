@@ -1,0 +1,260 @@
+"""The relay: stream -> batches -> this node's own clients.
+
+Every node runs one.  It blocks on the event log from its last ID, hands each event to
+the local subscription rooms it matches, and emits batches with ``ignore_queue=True``,
+so each client gets exactly one copy whichever node ingested the event.  If the store
+goes away it backs off and resumes from the same ID.  ``subscribe`` replays what a
+client missed and joins it to its room with no duplicate and no hole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import metrics
+from .batching import Emission, Room, Subscription, event_id, replay_emissions
+from .cursor import Cursor, StreamId
+from .eventlog import BackendUnavailable, EventLog
+from .events import Event, channel_key
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SubscribeError(Exception):
+    """A subscription could not be made; ``code`` goes into the ack's ``error``."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(detail or code)
+        self.code = code
+        self.detail = detail or code
+
+
+class Relay:
+    def __init__(self, settings: Settings, event_log: EventLog, server: Any,
+                 sleep: Callable[[float], None], spawn: Callable[..., Any],
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.log = event_log
+        self.server = server  # python-socketio Server: emit / enter_room / leave_room
+        self.sleep = sleep
+        self.spawn = spawn
+        self.clock = clock
+        self.position: StreamId | None = None
+        self.connected = False
+        self.rooms: dict[str, Room] = {}
+        self._by_swarm: dict[str, set[str]] = {}
+        self.clients: dict[str, dict[tuple[str, str | None], Room]] = {}
+        self._lock = threading.Lock()
+        self._running = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        if not self._running:
+            self._running = True
+            self.spawn(self._read_loop)
+            self.spawn(self._flush_loop)
+
+    def stop(self) -> None:
+        self._running = False
+
+    # --- the live path ----------------------------------------------------------------
+    def _read_loop(self) -> None:
+        backoff = 0.1
+        s = self.settings
+        while self._running:
+            try:
+                if self.position is None:
+                    self.position = self.log.last_id()
+                elif not self.connected:
+                    self.log.last_id()  # a quick probe, so subscribers need not wait a block
+                self.connected = True
+                events = self.log.read(self.position, s.relay_read_count, s.relay_block_ms)
+                backoff = 0.1
+            except BackendUnavailable as exc:
+                if self.connected:
+                    log.warning("relay lost the event log (%s); retrying", exc)
+                self.connected = False
+                metrics.REDIS_ERRORS.labels(component="relay").inc()
+                self.sleep(backoff)
+                backoff = min(backoff * 2, s.relay_retry_max_s)
+                continue
+            except Exception:  # a bug must not kill the relay of a live node
+                log.exception("relay read failed")
+                self.sleep(backoff)
+                backoff = min(backoff * 2, s.relay_retry_max_s)
+                continue
+            if events:
+                with self._lock:
+                    self._process(events)
+
+    def _process(self, events: list[Event]) -> None:
+        assert self.position is not None
+        now = self.clock()
+        for event in events:
+            eid = event_id(event)
+            prev, self.position = self.position, eid
+            metrics.EVENTS_RELAYED.labels(type=event["type"]).inc()
+            for name in self._candidates(event["swarm"]):
+                room = self.rooms[name]
+                if room.sub.matches(event):
+                    for emission in room.offer(event, eid, prev, now):
+                        self._emit(room, emission, now)
+        metrics.RELAY_LAG.set(max(0.0, now - self.position[0] / 1000))
+
+    def _candidates(self, swarm: str) -> list[str]:
+        return [*self._by_swarm.get(swarm, ()), *self._by_swarm.get("*", ())]
+
+    def _flush_loop(self) -> None:
+        tick = self.settings.flush_tick_ms / 1000
+        while self._running:
+            self.sleep(tick)
+            if self.position is None:
+                continue
+            with self._lock:
+                now = self.clock()
+                for room in list(self.rooms.values()):
+                    for channel in room.due(now):
+                        self._emit(room, room.flush(channel, self.position, now), now)
+
+    def _emit(self, room: Room, emission: Emission, now: float) -> None:
+        self.server.emit(emission.event, emission.payload, to=room.name, namespace="/",
+                         ignore_queue=True)
+        metrics.record_emission(emission.event, emission.size, len(room.members),
+                                now - emission.oldest_ts)
+
+    # --- subscriptions ------------------------------------------------------------------
+    def subscribe(self, sid: str, sub: Subscription, since: Cursor | None,
+                  snapshot_of: Callable[[Subscription, Any], dict[str, Any]]) -> dict[str, Any]:
+        """Replay what ``sid`` missed since ``since`` and join it to the room of ``sub``."""
+        s = self.settings
+        held = self.clients.get(sid, {})
+        if sub.identity not in held and len(held) >= s.max_subscriptions:
+            raise SubscribeError("too_many_subscriptions",
+                                 f"at most {s.max_subscriptions} subscriptions per client")
+        existing = self.rooms.get(sub.room)
+        if existing and sid not in existing.members and len(existing.members) >= s.max_room_size:
+            raise SubscribeError("room_full", f"room holds {s.max_room_size} clients")
+        if self.position is None or not self.connected:
+            raise SubscribeError("unavailable", "the event log is unreachable; retry")
+        gap = False
+        snapshot: dict[str, Any] | None = None
+        try:
+            if since is not None:
+                if since.base > self.log.last_id():
+                    raise SubscribeError("invalid_cursor", "cursor is ahead of the stream")
+                gap = since.lowest < self.log.trimmed_upto()
+            if since is None or gap:
+                snap = self.log.snapshot(None if sub.swarm == "*" else sub.swarm)
+                snapshot = snapshot_of(sub, snap)
+                since = Cursor.at(snap.cursor)
+            self._wait_for(since.base)
+            replayed = self._catch_up_and_join(sid, sub, since)
+        except BackendUnavailable as exc:
+            raise SubscribeError("unavailable", str(exc)) from None
+        if replayed is None:  # too much to replay: start over from a snapshot
+            return self.subscribe(sid, sub, None, snapshot_of) | {"gap": True}
+        room, count = replayed
+        ack: dict[str, Any] = {"ok": True, "rooms": [room.name], "cursor": room.cursor(
+            self.position), "replayed": count, "gap": gap}
+        if snapshot is not None:
+            ack["snapshot"] = snapshot
+        return ack
+
+    def _wait_for(self, target: StreamId) -> None:
+        deadline = time.monotonic() + max(5.0, self.settings.relay_block_ms / 1000 * 2)
+        while self.position is None or self.position < target:
+            if time.monotonic() > deadline:
+                raise SubscribeError("unavailable", "this node's relay is behind; retry")
+            self.sleep(0.005)
+
+    def _catch_up_and_join(self, sid: str, sub: Subscription,
+                           since: Cursor) -> tuple[Room, int] | None:
+        keys = (*sub.channels, "alert")
+        fetched = since.lowest
+        missed: list[Event] = []
+        while True:
+            with self._lock:
+                assert self.position is not None
+                room = self.rooms.get(sub.room)
+                head = self.position
+                targets = {k: room.position(k, head) if room else head for k in keys}
+                if fetched >= max(targets.values()):
+                    return self._join(sid, sub, room, missed, targets), len(
+                        [e for e in missed if event_id(e) <= targets[channel_key(
+                            e, sub.channels)]])
+            batch = self.log.read(fetched, self.settings.relay_read_count)
+            if not batch:  # the stream holds nothing more (trimmed or caught up)
+                fetched = max(targets.values())
+                continue
+            for event in batch:
+                eid = event_id(event)
+                fetched = eid
+                if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
+                    missed.append(event)
+            if len(missed) > self.settings.replay_limit:
+                return None
+
+    def _join(self, sid: str, sub: Subscription, room: Room | None, missed: list[Event],
+              targets: dict[str, StreamId]) -> Room:
+        """Called with the lock held: emit the replay, then enter the room, atomically."""
+        assert self.position is not None
+        now = self.clock()
+        if room is None:
+            room = Room(sub, self.settings.batch_windows, self.settings.max_batch_size,
+                        self.settings.coalesce_agent_updates)
+            self.rooms[room.name] = room
+            self._by_swarm.setdefault(sub.swarm, set()).add(room.name)
+        replay = [e for e in missed if event_id(e) <= targets[channel_key(e, sub.channels)]]
+        cursor = Cursor.from_positions(self.position, {
+            k: v for k, v in targets.items() if v < self.position}).encode()
+        for emission in replay_emissions(sub, replay, cursor, now, self.settings.max_batch_size):
+            self.server.emit(emission.event, emission.payload, to=sid, namespace="/",
+                             ignore_queue=True)
+        metrics.EVENTS_REPLAYED.inc(len(replay))
+        held = self.clients.setdefault(sid, {})
+        old = held.get(sub.identity)
+        if old is not None and old is not room:
+            self._leave(sid, old)
+        held[sub.identity] = room
+        room.members.add(sid)
+        self.server.enter_room(sid, room.name, namespace="/")
+        return room
+
+    def unsubscribe(self, sid: str, swarm: str, agent_id: str | None) -> list[str]:
+        with self._lock:
+            room = self.clients.get(sid, {}).pop((swarm, agent_id), None)
+            if room is None:
+                return []
+            self._leave(sid, room)
+            return [room.name]
+
+    def disconnect(self, sid: str) -> None:
+        with self._lock:
+            for room in self.clients.pop(sid, {}).values():
+                self._leave(sid, room)
+
+    def _leave(self, sid: str, room: Room) -> None:
+        room.members.discard(sid)
+        with contextlib.suppress(KeyError, ValueError):  # already gone with the connection
+            self.server.leave_room(sid, room.name, namespace="/")
+        if not room.members:
+            self.rooms.pop(room.name, None)
+            names = self._by_swarm.get(room.sub.swarm)
+            if names is not None:
+                names.discard(room.name)
+                if not names:
+                    del self._by_swarm[room.sub.swarm]
+
+    def subscribers(self) -> dict[str, int]:
+        """Clients per swarm subscription on this node (bounded by the rooms that exist)."""
+        counts: dict[str, int] = {}
+        for room in self.rooms.values():
+            counts[room.sub.swarm] = counts.get(room.sub.swarm, 0) + len(room.members)
+        return counts
+

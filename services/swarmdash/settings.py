@@ -1,0 +1,299 @@
+"""Typed settings: the only module that reads the environment.
+
+Every variable has a default, is listed in ``.env.example`` and ``docs/configuration.md``,
+and is validated by :func:`load_settings`; a bad value fails start-up with a
+:class:`SettingsError` naming the variable.  Names from the original SwarmBot
+deployment guide (``WEBSOCKET_*``, ``FLASK_DEBUG``, ``SOCKETIO_DEBUG``, ``SECRET_KEY``,
+``CORS_ALLOWED_ORIGINS``) keep their meaning.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ASYNC_MODES = ("gevent", "eventlet", "threading")
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def _env(name: str, default: Any, doc: str, **meta: Any) -> Any:
+    return field(default=default, metadata={"env": name, "doc": doc, **meta})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- the original guide's names -------------------------------------------------
+    websocket_enabled: bool = _env(
+        "WEBSOCKET_ENABLED", True, "Offer the websocket transport (false: long-polling only).")
+    websocket_ping_interval: int = _env(
+        "WEBSOCKET_PING_INTERVAL", 25, "Engine.IO ping interval, seconds.", min=1, max=3600)
+    websocket_ping_timeout: int = _env(
+        "WEBSOCKET_PING_TIMEOUT", 60, "Engine.IO ping timeout, seconds.", min=1, max=3600)
+    websocket_max_reconnect_attempts: int = _env(
+        "WEBSOCKET_MAX_RECONNECT_ATTEMPTS", 10,
+        "Reconnect attempts a dashboard makes before it gives up (0 = forever).", min=0, max=10000)
+    websocket_fallback_threshold: int = _env(
+        "WEBSOCKET_FALLBACK_THRESHOLD", 5,
+        "Failed reconnects after which the dashboard switches to HTTP polling.", min=1, max=10000)
+    flask_debug: bool = _env("FLASK_DEBUG", False, "Flask debug mode (never in production).")
+    socketio_debug: bool = _env(
+        "SOCKETIO_DEBUG", False, "Log every Socket.IO and Engine.IO packet.")
+    secret_key: str = _env("SECRET_KEY", DEFAULT_SECRET_KEY, "Flask secret key.", secret=True)
+    cors_allowed_origins: tuple[str, ...] = _env(
+        "CORS_ALLOWED_ORIGINS", (),
+        "Comma-separated origins allowed to connect; empty = same origin only; * = any.")
+
+    # --- node ------------------------------------------------------------------------
+    node_id: str = _env("NODE_ID", "", "Name of this node (default: <hostname>:<port>).")
+    host: str = _env("HOST", "127.0.0.1", "Address the node listens on.")
+    port: int = _env("PORT", 8050, "Port the node listens on.", min=1, max=65535)
+    async_mode: str = _env(
+        "ASYNC_MODE", "gevent", "Engine of `swarmdash serve`: gevent, eventlet or threading.",
+        choices=ASYNC_MODES)
+    worker_connections: int = _env(
+        "WORKER_CONNECTIONS", 20000, "gunicorn worker_connections (gevent).", min=10,
+        max=1_000_000)
+    graceful_timeout: int = _env(
+        "GRACEFUL_TIMEOUT", 10, "Seconds a stopping node lets open connections finish.",
+        min=0, max=3600)
+    log_level: str = _env(
+        "LOG_LEVEL", "info", "debug, info, warning or error.",
+        choices=("debug", "info", "warning", "error"))
+
+    # --- Redis and the message queue ------------------------------------------------
+    redis_url: str = _env(
+        "REDIS_URL", "", "Redis for the event stream and state; empty = embedded in-memory log.")
+    message_queue_url: str = _env(
+        "MESSAGE_QUEUE_URL", "",
+        "Socket.IO message queue, redis:// or amqp://; empty = REDIS_URL (none when embedded).")
+    message_queue_channel: str = _env(
+        "MESSAGE_QUEUE_CHANNEL", "swarmdash", "Channel/exchange name on the message queue.")
+    redis_key_prefix: str = _env("REDIS_KEY_PREFIX", "swarmdash", "Prefix of every Redis key.")
+    redis_timeout: float = _env(
+        "REDIS_TIMEOUT", 2.0, "Seconds before a Redis command counts as failed.", min=0.05,
+        max=60)
+    stream_maxlen: int = _env(
+        "STREAM_MAXLEN", 100_000, "Approximate number of events the stream keeps for resume.",
+        min=100, max=100_000_000)
+    task_history: int = _env(
+        "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
+        max=100_000)
+
+    # --- batching and relay ----------------------------------------------------------
+    batch_window_agent_ms: int = _env(
+        "BATCH_WINDOW_AGENT_MS", 200, "Batch window of agent updates, ms.", min=0, max=60000)
+    batch_window_task_ms: int = _env(
+        "BATCH_WINDOW_TASK_MS", 200, "Batch window of task updates, ms.", min=0, max=60000)
+    batch_window_metric_ms: int = _env(
+        "BATCH_WINDOW_METRIC_MS", 500, "Batch window of metrics, ms.", min=0, max=60000)
+    batch_window_log_ms: int = _env(
+        "BATCH_WINDOW_LOG_MS", 1000, "Batch window of logs, ms.", min=0, max=60000)
+    max_batch_size: int = _env(
+        "MAX_BATCH_SIZE", 500, "Events in one batch; a full batch is sent at once.", min=1,
+        max=100_000)
+    coalesce_agent_updates: bool = _env(
+        "COALESCE_AGENT_UPDATES", True,
+        "Keep only the latest update of an agent inside one batch window.")
+    relay_block_ms: int = _env(
+        "RELAY_BLOCK_MS", 1000, "How long one XREAD of the relay blocks, ms.", min=10,
+        max=60000)
+    relay_read_count: int = _env(
+        "RELAY_READ_COUNT", 1000, "Events one XREAD of the relay takes at most.", min=1,
+        max=100_000)
+    relay_retry_max_s: float = _env(
+        "RELAY_RETRY_MAX_S", 5.0, "Longest back-off of the relay while Redis is away, s.",
+        min=0.1, max=300)
+    flush_tick_ms: int = _env(
+        "FLUSH_TICK_MS", 20, "Resolution of the batch timers, ms.", min=1, max=1000)
+    replay_limit: int = _env(
+        "REPLAY_LIMIT", 20000,
+        "Most events replayed on a resume; beyond it the client gets a snapshot (gap).",
+        min=1, max=10_000_000)
+
+    # --- limits ----------------------------------------------------------------------
+    max_queue_size: int = _env(
+        "MAX_QUEUE_SIZE", 1000, "Outgoing packets queued for one client before it is dropped.",
+        min=1, max=1_000_000)
+    max_room_size: int = _env(
+        "MAX_ROOM_SIZE", 10000, "Clients of one node in one subscription room.", min=1,
+        max=1_000_000)
+    max_subscriptions: int = _env(
+        "MAX_SUBSCRIPTIONS_PER_CLIENT", 20, "Subscriptions one client may hold.", min=1,
+        max=10000)
+    max_events_per_request: int = _env(
+        "MAX_EVENTS_PER_REQUEST", 1000, "Events in one ingest request.", min=1, max=1_000_000)
+    max_payload_bytes: int = _env(
+        "MAX_PAYLOAD_BYTES", 1_000_000,
+        "Bytes of one HTTP request body and of one Socket.IO message.", min=1024,
+        max=100_000_000)
+    max_event_bytes: int = _env(
+        "MAX_EVENT_BYTES", 65536, "Bytes of one encoded event.", min=256, max=10_000_000)
+    events_page_limit: int = _env(
+        "EVENTS_PAGE_LIMIT", 1000, "Most events one GET /api/v1/events returns.", min=1,
+        max=100_000)
+
+    # --- derived ---------------------------------------------------------------------
+    @property
+    def node_name(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{self.port}"
+
+    @property
+    def queue_url(self) -> str:
+        return self.message_queue_url or self.redis_url
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def batch_windows(self) -> dict[str, float]:
+        """Batch window per channel, seconds."""
+        return {
+            "agent": self.batch_window_agent_ms / 1000,
+            "task": self.batch_window_task_ms / 1000,
+            "metric": self.batch_window_metric_ms / 1000,
+            "log": self.batch_window_log_ms / 1000,
+        }
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):]
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise SettingsError(f"{path}:{number}: expected NAME=value, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _to_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _to_origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not urlparse(origin).scheme:
+            raise ValueError(f"{origin!r} is not an origin like https://dash.example.com")
+    return origins
+
+
+def _to_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        raw = raw.strip()
+        if raw and urlparse(raw).scheme not in schemes:
+            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL")
+        return raw
+    return convert
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "REDIS_URL": _to_url(("redis", "rediss", "unix")),
+    "MESSAGE_QUEUE_URL": _to_url(("redis", "rediss", "unix", "amqp", "amqps")),
+    "CORS_ALLOWED_ORIGINS": _to_origins,
+}
+
+
+def _convert(f: Any, raw: str) -> Any:
+    name = f.metadata["env"]
+    if name in _CONVERTERS:
+        return _CONVERTERS[name](raw)
+    kind = type(f.default)
+    if kind is bool:
+        return _to_bool(raw)
+    if kind is int:
+        return int(raw.strip())
+    if kind is float:
+        return float(raw.strip())
+    return raw.strip()
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Build and validate settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+    Real environment variables win over the file, as with docker-compose and systemd.
+    """
+    source: dict[str, str] = {}
+    env_path = Path(os.environ.get("SWARMDASH_ENV_FILE", env_file or "")) if env_file else None
+    if env_path and env_path.is_file():
+        source.update(read_env_file(env_path))
+    source.update(os.environ if environ is None else environ)
+
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = f.metadata["env"]
+        if name not in source:
+            continue
+        raw = source[name]
+        try:
+            value = _convert(f, raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise SettingsError(f"{name}={raw!r}: must be between {lo} and {hi}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise SettingsError(f"{name}={raw!r}: must be one of {', '.join(choices)}")
+        values[f.name] = value
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(s: Settings) -> None:
+    if s.message_queue_url and s.embedded:
+        raise SettingsError(
+            "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "
+            "shared Redis event stream; set REDIS_URL too")
+    if s.websocket_ping_timeout < 1 or s.websocket_ping_interval < 1:
+        raise SettingsError("WEBSOCKET_PING_INTERVAL/WEBSOCKET_PING_TIMEOUT must be positive")
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: feeds docs and ``.env.example``."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default
+        if isinstance(default, bool):
+            text = "true" if default else "false"
+        elif isinstance(default, tuple):
+            text = ",".join(default)
+        else:
+            text = str(default)
+        rows.append((f.metadata["env"], text, f.metadata["doc"]))
+    return rows

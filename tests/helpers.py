@@ -1,0 +1,240 @@
+"""Shared test helpers: waiting on conditions, free ports, real processes, real clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+             message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail with ``message`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception as exc:  # keep polling through transient failures
+            last_exc = exc
+        else:
+            if value:
+                return value
+        time.sleep(interval)
+    detail = f" (last error: {last_exc!r})" if last_exc else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}{detail}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """A child process with its output in a log file, stopped cleanly (then killed)."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path,
+                 env: dict[str, str] | None = None):
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        env = {**os.environ, **(self.env or {})}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, cwd=ROOT, start_new_session=True)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive:
+            return
+        assert self.proc is not None
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class RedisServer:
+    """A private redis-server on a free port, with AOF on so a restart keeps the stream."""
+
+    def __init__(self, data_dir: Path):
+        self.dir = data_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = Process(f"redis-{self.port}", [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir),
+            "--daemonize", "no"], self.dir)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> RedisServer:
+        self.process.start()
+        wait_for(self.ping, 10, message=f"redis-server on {self.port}")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+        wait_for(lambda: not self.ping(), 10, message="redis-server to stop")
+
+
+def node_env(redis_url: str, node_id: str, port: int, **extra: str) -> dict[str, str]:
+    env = {"REDIS_URL": redis_url, "NODE_ID": node_id, "HOST": "127.0.0.1", "PORT": str(port),
+           "SWARMDASH_ENV_FILE": "/nonexistent", "LOG_LEVEL": "warning", "GRACEFUL_TIMEOUT": "2",
+           "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Node:
+    name: str
+    engine: str  # "gunicorn" (gevent worker) or "eventlet" (swarmdash serve)
+    port: int
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def health(self) -> requests.Response:
+        return requests.get(f"{self.url}/health", timeout=2)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if not self.process.alive:
+                raise AssertionError(f"{self.name} exited:\n{self.process.tail()}")
+            try:
+                return self.health().status_code == 200
+            except requests.RequestException:
+                return False
+        try:
+            wait_for(ready, timeout, message=f"{self.name} /health 200")
+        except AssertionError:
+            raise AssertionError(f"{self.name} not ready:\n{self.process.tail()}") from None
+
+
+def start_node(name: str, engine: str, env: dict[str, str], log_dir: Path) -> Node:
+    port = int(env["PORT"])
+    if engine == "gunicorn":
+        argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "infra" / "gunicorn.conf.py"),
+                "swarmdash.wsgi:app"]
+    else:
+        argv = [sys.executable, "-m", "swarmdash.cli", "serve"]
+        env = {**env, "ASYNC_MODE": engine}
+    node = Node(name, engine, port, Process(name, argv, log_dir, env).start())
+    node.wait_ready()
+    return node
+
+
+@dataclass
+class DashClient:
+    """A python-socketio client that records everything a dashboard would receive."""
+
+    url: str
+    transports: list[str] | None = None
+    sio: socketio.Client = field(default_factory=lambda: socketio.Client(reconnection=False))
+    received: list[tuple[str, Any]] = field(default_factory=list)
+    cursor: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.sio.on("*", self._record)
+
+    def _record(self, event: str, data: Any = None) -> None:
+        with self.lock:
+            self.received.append((event, data))
+            if isinstance(data, dict) and data.get("cursor"):
+                self.cursor = data["cursor"]
+
+    def connect(self) -> DashClient:
+        self.sio.connect(self.url, transports=self.transports, wait_timeout=10)
+        return self
+
+    def subscribe(self, **payload: Any) -> dict[str, Any]:
+        ack: dict[str, Any] = self.sio.call("subscribe", payload, timeout=15)
+        if ack.get("ok"):
+            with self.lock:
+                self.cursor = ack["cursor"]
+        return ack
+
+    def events(self, name: str | None = None) -> list[tuple[str, Any]]:
+        with self.lock:
+            return [(e, d) for e, d in self.received if name is None or e == name]
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """Every stream event received, in arrival order (batches unrolled)."""
+        out: list[dict[str, Any]] = []
+        with self.lock:
+            for name, data in self.received:
+                if not isinstance(data, dict):
+                    continue
+                if name.endswith("_update_batch"):
+                    out.extend(data["batch"])
+                elif name in ("system_alert", "agent_critical_update") and "id" in data:
+                    out.append(data)
+        return out
+
+    def delivered_ids(self) -> list[str]:
+        return [e["id"] for e in self.delivered()]
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
+
+
+def id_key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)

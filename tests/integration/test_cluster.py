@@ -1,0 +1,223 @@
+"""Three real nodes + a real redis-server: fan-out, order, resume, Redis restart, notify."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+import requests
+
+from swarmdash import Publisher
+from tests.helpers import DashClient, id_key, wait_for
+
+from .conftest import Cluster
+
+pytestmark = pytest.mark.integration
+_seq = itertools.count(1)
+
+
+def log_event(swarm: str, n: int, agent: str = "agent-1") -> dict[str, Any]:
+    return {"type": "log", "swarm": swarm, "agent_id": agent,
+            "data": {"level": "info", "message": f"line {n}", "seq": n}}
+
+
+def agent_event(swarm: str, n: int) -> dict[str, Any]:
+    return {"type": "agent", "swarm": swarm, "agent_id": f"agent-{n}",
+            "data": {"status": "busy", "seq": n}}
+
+
+def post(node_url: str, events: list[dict[str, Any]]) -> requests.Response:
+    return requests.post(f"{node_url}/api/v1/events", json=events, timeout=5)
+
+
+class Feed(threading.Thread):
+    """Posts numbered log+agent events to the nodes in turn; records what was accepted."""
+
+    def __init__(self, urls: list[str], swarm: str, per_post: int = 4):
+        super().__init__(daemon=True)
+        self.urls, self.swarm, self.per_post = urls, swarm, per_post
+        self.accepted: list[str] = []
+        self.refused: Counter[int] = Counter()
+        self.errors = 0
+        self.stop_flag = threading.Event()
+        self.posts = 0
+
+    def run(self) -> None:
+        for url in itertools.cycle(self.urls):
+            if self.stop_flag.wait(0.02):
+                return
+            n = next(_seq)
+            batch = [log_event(self.swarm, n), agent_event(self.swarm, n)][: self.per_post]
+            try:
+                r = post(url, batch)
+            except requests.RequestException:
+                self.errors += 1
+                continue
+            self.posts += 1
+            if r.status_code == 202:
+                self.accepted.extend(r.json()["ids"])
+            else:
+                self.refused[r.status_code] += 1
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.join(10)
+
+
+def assert_exactly_once_in_order(client: DashClient, expected: list[str], swarm: str) -> None:
+    got = [e["id"] for e in client.delivered() if e["swarm"] == swarm]
+    dupes = [i for i, c in Counter(got).items() if c > 1]
+    assert not dupes, f"duplicates delivered: {dupes[:5]}"
+    assert set(got) == set(expected), (
+        f"missing {sorted(set(expected) - set(got), key=id_key)[:5]}, "
+        f"unexpected {sorted(set(got) - set(expected), key=id_key)[:5]}")
+    for channel in ("log", "agent"):  # stream order is kept within each channel
+        ids = [e["id"] for e in client.delivered() if e["type"] == channel]
+        assert ids == sorted(ids, key=id_key), f"{channel} events out of order"
+
+
+def test_event_from_any_node_reaches_subscribers_of_every_node_once(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    swarm = "fanout"
+    subscribed = [cluster.client(i) for i in range(3)]
+    other = cluster.client(1)
+    clients.extend([*subscribed, other])
+    for c in subscribed:
+        ack = c.subscribe(swarm=swarm, channels=["agent", "log"])
+        assert ack["ok"] and ack["snapshot"]["agents"] == []
+    assert other.subscribe(swarm="someone-else", channels=["agent", "log"])["ok"]
+    established = subscribed[1].events("connection_established")[0][1]
+    assert established["node"] == "node2" and established["sid"]
+
+    expected: list[str] = []
+    r = post(cluster.nodes[0].url, [log_event(swarm, i) for i in range(20)])
+    assert r.status_code == 202 and r.json()["accepted"] == 20
+    expected += r.json()["ids"]
+    assert r.json()["cursor"] == expected[-1]
+    with Publisher(cluster.redis.url) as pub:
+        for i in range(10):
+            expected.append(pub.agent(swarm, f"pub-agent-{i}", "busy", seq=i).cursor)
+        expected += pub.publish([log_event(swarm, 100 + i) for i in range(10)]).ids
+
+    for c in subscribed:
+        wait_for(lambda c=c: len(c.delivered()) >= len(expected), 15,
+                 message=f"{len(expected)} events on {c.url}")
+    for c in subscribed:
+        assert_exactly_once_in_order(c, expected, swarm)
+        logs = c.events("log_update_batch")
+        assert logs and all(e["type"] == "log" for _, d in logs for e in d["batch"])
+        assert all(e["type"] == "agent" for _, d in c.events("agent_update_batch")
+                   for e in d["batch"])
+        batch = logs[0][1]
+        assert batch["count"] == len(batch["batch"]) and batch["type"] == "log"
+    assert other.delivered() == [], "a client of another swarm received events"
+
+
+def test_alert_is_immediate_for_every_subscriber_whatever_its_channels(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    swarm = "alerts"
+    metric_only = [cluster.client(i) for i in range(3)]
+    clients.extend(metric_only)
+    for c in metric_only:
+        assert c.subscribe(swarm=swarm, channels=["metric"])["ok"]
+    alert = {"type": "alert", "swarm": swarm, "agent_id": "a1",
+             "data": {"severity": "critical", "message": "disk full"}}
+    crash = {"type": "agent", "swarm": swarm, "agent_id": "a2", "data": {"status": "error"}}
+    ids = post(cluster.nodes[2].url, [alert, crash]).json()["ids"]
+    for c in metric_only:
+        wait_for(lambda c=c: c.events("system_alert") and c.events("agent_critical_update"),
+                 5, message="immediate events")
+        (_, got_alert), = c.events("system_alert")
+        assert got_alert["id"] == ids[0] and got_alert["data"]["message"] == "disk full"
+        assert c.events("agent_critical_update")[0][1]["id"] == ids[1]
+        assert not c.events("agent_update_batch")
+
+
+def test_client_resumes_on_another_node_without_gap_or_duplicate(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    swarm = "resume"
+    first = cluster.client(0)
+    clients.append(first)
+    ack = first.subscribe(swarm=swarm, channels=["agent", "log"])
+    start = ack["cursor"]
+    feed = Feed([n.url for n in cluster.nodes], swarm)
+    feed.start()
+    try:
+        wait_for(lambda: len(first.delivered()) >= 20, 15, message="first events")
+        first.close()
+        wait_for(lambda: len(feed.accepted) >= len(first.delivered()) + 30, 15,
+                 message="events published while the client is away")
+        second = DashClient(cluster.nodes[2].url).connect()
+        clients.append(second)
+        assert first.cursor is not None
+        ack = second.subscribe(swarm=swarm, channels=["agent", "log"], since=first.cursor)
+        assert ack["ok"] and not ack["gap"] and "snapshot" not in ack
+        assert ack["replayed"] > 0
+        wait_for(lambda: len(second.delivered()) >= 20, 15, message="live events after resume")
+    finally:
+        feed.stop()
+    wait_for(lambda: set(feed.accepted) <= set(first.delivered_ids() + second.delivered_ids()),
+             15, message="every accepted event delivered")
+    got = first.delivered_ids() + second.delivered_ids()
+    assert len(got) == len(set(got)), "an event was delivered twice across the resume"
+    assert all(id_key(i) > id_key(start) for i in got)
+    assert set(got) == set(feed.accepted)
+    replayed = [d for _, d in second.received if isinstance(d, dict) and d.get("replay")]
+    assert replayed, "missed events were not replayed as batches"
+
+
+def test_redis_restart_answers_503_then_recovers_without_losing_accepted_events(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    swarm = "restart"
+    subscribers = [cluster.client(i) for i in range(3)]
+    clients.extend(subscribers)
+    for c in subscribers:
+        assert c.subscribe(swarm=swarm, channels=["agent", "log"])["ok"]
+    feed = Feed([n.url for n in cluster.nodes], swarm)
+    feed.start()
+    try:
+        wait_for(lambda: len(feed.accepted) >= 20, 10, message="events before the restart")
+        cluster.redis.stop()
+        for node in cluster.nodes:
+            wait_for(lambda node=node: node.health().status_code == 503, 10,
+                     message=f"{node.name} /health 503 without Redis")
+        wait_for(lambda: feed.refused[503] >= 3, 10, message="ingest refused with 503")
+        cluster.redis.start()
+        for node in cluster.nodes:
+            wait_for(lambda node=node: node.health().status_code == 200, 20,
+                     message=f"{node.name} recovers")
+        accepted_after = len(feed.accepted)
+        wait_for(lambda: len(feed.accepted) >= accepted_after + 20, 15,
+                 message="ingest accepted again after the restart")
+    finally:
+        feed.stop()
+    assert set(feed.refused) <= {503}, f"unexpected refusals {feed.refused}"
+    for c in subscribers:
+        wait_for(lambda c=c: set(feed.accepted) <= set(c.delivered_ids()), 20,
+                 message=f"all accepted events on {c.url}")
+        assert_exactly_once_in_order(c, feed.accepted, swarm)
+
+
+def notify(queue_url: str, message: str, channel: str) -> None:
+    env = {**os.environ, "MESSAGE_QUEUE_CHANNEL": channel, "SWARMDASH_ENV_FILE": "/nonexistent"}
+    done = subprocess.run([sys.executable, "-m", "swarmdash.cli", "notify", message,
+                           "--severity", "critical", "--queue-url", queue_url],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+def test_notify_reaches_every_node_through_the_redis_queue(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    everyone = [cluster.client(i) for i in range(3)]
+    clients.extend(everyone)
+    notify(cluster.redis.url, "maintenance at 18:00", f"swarmdash-test-{cluster.redis.port}")
+    for c in everyone:
+        wait_for(lambda c=c: c.events("system_alert"), 10, message=f"notify on {c.url}")
+        (_, alert), = c.events("system_alert")
+        assert alert["data"] == {"severity": "critical", "message": "maintenance at 18:00"}
