@@ -141,7 +141,7 @@ def node_env(redis_url: str, node_id: str, port: int, **extra: str) -> dict[str,
 @dataclass
 class Node:
     name: str
-    engine: str  # "gunicorn" (gevent worker) or "eventlet" (swarmdash serve)
+    engine: str  # "gunicorn" (-c infra/gunicorn.conf.py), or swarmdash serve's "gevent"/"eventlet"
     port: int
     process: Process
 

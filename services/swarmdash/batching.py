@@ -128,7 +128,9 @@ class Room:
         else:
             batch = self._lists[channel]
             self._lists[channel] = []
-        coalesced, self._coalesced = (self._coalesced, 0) if channel == "agent" else (0, 0)
+        coalesced = 0
+        if channel == "agent":  # the count belongs to the agent buffer only
+            coalesced, self._coalesced = self._coalesced, 0
         self._lag.pop(channel, None)
         self._last_flush[channel] = now
         payload = batch_payload(self.sub, channel, batch, self.cursor(head), now)

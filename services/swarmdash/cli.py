@@ -36,45 +36,59 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     s = _settings(args, host=args.host, port=args.port, async_mode=args.async_mode)
+    print(f"swarmdash node {s.node_name} ({s.async_mode}) on http://{s.host}:{s.port}",
+          file=sys.stderr, flush=True)
+    if s.async_mode == "gevent":  # the production server: gunicorn's gevent worker
+        from .serving import run_gunicorn
+
+        def load() -> Any:
+            from .app import create_app
+
+            return create_app(s, async_mode="gevent")
+
+        run_gunicorn(load, s.host, s.port)
+        return 0
     patch_engine(s.async_mode)
     from .app import create_app
 
     app = create_app(s, async_mode=s.async_mode)
-    socketio = app.extensions["socketio"]
-    print(f"swarmdash node {s.node_name} ({s.async_mode}) on http://{s.host}:{s.port}",
-          file=sys.stderr, flush=True)
-    socketio.run(app, host=s.host, port=s.port, allow_unsafe_werkzeug=True,
-                 log_output=s.log_level == "debug")
+    app.extensions["socketio"].run(app, host=s.host, port=s.port, allow_unsafe_werkzeug=True,
+                                   log_output=s.log_level == "debug")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     s = _settings(args, host=args.host, port=args.port).replace(
         redis_url=args.redis_url or "", message_queue_url="", async_mode="gevent")
-    patch_engine("gevent")
-    from .app import create_app
-    from .events import validate_batch
-    from .node import node_of
-    from .simulator import SwarmSimulator
 
-    app = create_app(s, async_mode="gevent")
-    node = node_of(app)
-    sim = SwarmSimulator(swarms=args.swarms, agents=args.agents, seed=args.seed)
+    def load() -> Any:  # runs in the gunicorn worker, after gevent patched it
+        from .app import create_app
+        from .events import validate_batch
+        from .node import node_of
+        from .simulator import SwarmSimulator
 
-    def send(batch: list[dict[str, Any]]) -> None:
-        for start in range(0, len(batch), s.max_events_per_request):
-            chunk = batch[start:start + s.max_events_per_request]
-            node.event_log.append(validate_batch(chunk, max_events=len(chunk),
-                                                 max_event_bytes=s.max_event_bytes))
+        app = create_app(s, async_mode="gevent")
+        node = node_of(app)
+        sim = SwarmSimulator(swarms=args.swarms, agents=args.agents, seed=args.seed)
 
-    node.socketio.start_background_task(
-        sim.run, send, rate=args.rate, duration=None, sleep=node.socketio.sleep)
+        def send(batch: list[dict[str, Any]]) -> None:
+            for start in range(0, len(batch), s.max_events_per_request):
+                chunk = batch[start:start + s.max_events_per_request]
+                node.event_log.append(validate_batch(chunk, max_events=len(chunk),
+                                                     max_event_bytes=s.max_event_bytes))
+
+        node.socketio.start_background_task(
+            sim.run, send, rate=args.rate, duration=None, sleep=node.socketio.sleep)
+        return app
+
+    from .serving import run_gunicorn
+
     host = "localhost" if s.host in ("127.0.0.1", "0.0.0.0") else s.host
     print(f"SwarmDash demo: {args.agents} simulated agents in {args.swarms} swarms, "
           f"{args.rate:g} events/s\n  dashboard  http://{host}:{s.port}/\n"
           f"  snapshot   http://{host}:{s.port}/api/v1/snapshot\n  Ctrl-C to stop",
           file=sys.stderr, flush=True)
-    node.socketio.run(app, host=s.host, port=s.port, log_output=False)
+    run_gunicorn(load, s.host, s.port)
     return 0
 
 

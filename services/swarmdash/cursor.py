@@ -19,14 +19,18 @@ from .events import ALERT, CHANNELS
 StreamId = tuple[int, int]
 ZERO: StreamId = (0, 0)
 KEYS = (*CHANNELS, ALERT)
-_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+_MAX_PART = 2**64 - 1  # each half of a Redis stream ID is an unsigned 64-bit integer
 
 
 def parse_id(text: str) -> StreamId:
-    match = _ID.match(text)
+    match = _ID.fullmatch(text)
     if not match:
         raise ValueError(f"invalid stream id {text[:40]!r}")
-    return int(match.group(1)), int(match.group(2) or 0)
+    sid = int(match.group(1)), int(match.group(2) or 0)
+    if sid[0] > _MAX_PART or sid[1] > _MAX_PART:
+        raise ValueError(f"invalid stream id {text[:40]!r}: out of range")
+    return sid
 
 
 def format_id(sid: StreamId) -> str:

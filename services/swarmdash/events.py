@@ -47,11 +47,11 @@ class ValidationError(ValueError):
 
 
 def valid_swarm_name(name: Any) -> bool:
-    return isinstance(name, str) and bool(_NAME.match(name))
+    return isinstance(name, str) and bool(_NAME.fullmatch(name))
 
 
 def valid_agent_id(agent_id: Any) -> bool:
-    return isinstance(agent_id, str) and bool(_AGENT_ID.match(agent_id))
+    return isinstance(agent_id, str) and bool(_AGENT_ID.fullmatch(agent_id))
 
 
 def _number(value: Any) -> bool:

@@ -73,6 +73,7 @@ class Relay:
                     self.position = self.log.last_id()
                 elif not self.connected:
                     self.log.last_id()  # a quick probe, so subscribers need not wait a block
+                    log.warning("relay reconnected; resuming after %d-%d", *self.position)
                 self.connected = True
                 events = self.log.read(self.position, s.relay_read_count, s.relay_block_ms)
                 backoff = 0.1
@@ -237,12 +238,13 @@ class Relay:
     def disconnect(self, sid: str) -> None:
         with self._lock:
             for room in self.clients.pop(sid, {}).values():
-                self._leave(sid, room)
+                self._leave(sid, room, connected=False)
 
-    def _leave(self, sid: str, room: Room) -> None:
+    def _leave(self, sid: str, room: Room, connected: bool = True) -> None:
         room.members.discard(sid)
-        with contextlib.suppress(KeyError, ValueError):  # already gone with the connection
-            self.server.leave_room(sid, room.name, namespace="/")
+        if connected:  # a disconnected sid has left its rooms; a call would go to the queue
+            with contextlib.suppress(KeyError, ValueError):
+                self.server.leave_room(sid, room.name, namespace="/")
         if not room.members:
             self.rooms.pop(room.name, None)
             names = self._by_swarm.get(room.sub.swarm)

@@ -9,6 +9,7 @@ deployment guide (``WEBSOCKET_*``, ``FLASK_DEBUG``, ``SOCKETIO_DEBUG``, ``SECRET
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -81,6 +82,9 @@ class Settings:
     redis_timeout: float = _env(
         "REDIS_TIMEOUT", 2.0, "Seconds before a Redis command counts as failed.", min=0.05,
         max=60)
+    redis_max_connections: int = _env(
+        "REDIS_MAX_CONNECTIONS", 50, "Connections a node opens to Redis at most (a pool).",
+        min=2, max=10000)
     stream_maxlen: int = _env(
         "STREAM_MAXLEN", 100_000, "Approximate number of events the stream keeps for resume.",
         min=100, max=100_000_000)
@@ -205,7 +209,10 @@ def _to_bool(raw: str) -> bool:
 def _to_origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip() for o in raw.split(",") if o.strip())
     for origin in origins:
-        if origin != "*" and not urlparse(origin).scheme:
+        if origin == "*":
+            continue
+        parts = urlparse(origin)
+        if not parts.scheme or not parts.netloc or parts.path or parts.query:
             raise ValueError(f"{origin!r} is not an origin like https://dash.example.com")
     return origins
 
@@ -236,7 +243,10 @@ def _convert(f: Any, raw: str) -> Any:
     if kind is int:
         return int(raw.strip())
     if kind is float:
-        return float(raw.strip())
+        value = float(raw.strip())
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        return value
     return raw.strip()
 
 
@@ -247,11 +257,12 @@ def load_settings(
 
     Real environment variables win over the file, as with docker-compose and systemd.
     """
+    env = os.environ if environ is None else environ
     source: dict[str, str] = {}
-    env_path = Path(os.environ.get("SWARMDASH_ENV_FILE", env_file or "")) if env_file else None
+    env_path = Path(env.get("SWARMDASH_ENV_FILE", env_file)) if env_file else None
     if env_path and env_path.is_file():
         source.update(read_env_file(env_path))
-    source.update(os.environ if environ is None else environ)
+    source.update(env)
 
     values: dict[str, Any] = {}
     for f in fields(Settings):

@@ -63,7 +63,7 @@ def register(socketio: SocketIO, node: Node) -> None:
         metrics.CLIENTS.set(len(node.clients))
         emit("connection_established", {"sid": request.sid,  # type: ignore[attr-defined]
                                         "node": node.settings.node_name,
-                                        "server_time": time.time()})
+                                        "server_time": time.time()}, ignore_queue=True)
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:

@@ -1,6 +1,7 @@
 """Fixtures that start real processes: a private redis-server and three SwarmDash nodes.
 
-Two nodes run under gunicorn's gevent worker (production), one under eventlet via
+Two nodes run under gunicorn's gevent worker (one started as in production with
+``gunicorn -c infra/gunicorn.conf.py``, one by ``swarmdash serve``), one under eventlet via
 ``swarmdash serve``: the cluster must work with mixed engines.
 """
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.helpers import DashClient, Node, RedisServer, free_port, node_env, start_node
 
-ENGINES = ("gunicorn", "gunicorn", "eventlet")
+ENGINES = ("gunicorn", "gevent", "eventlet")
 
 
 @dataclass

@@ -28,11 +28,18 @@ def _script(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
-def connect(url: str, timeout: float, *, read_timeout: float | None = None) -> redis.Redis:
-    """A client that fails fast (no hidden retries: a retried append could apply twice)."""
-    return redis.Redis.from_url(
-        url, socket_timeout=read_timeout or timeout, socket_connect_timeout=timeout,
+def connect(url: str, timeout: float, *, read_timeout: float | None = None,
+            max_connections: int = 50) -> redis.Redis:
+    """A client that fails fast (no hidden retries: a retried append could apply twice).
+
+    The pool is bounded: a burst of requests waits up to ``timeout`` for a connection
+    instead of opening hundreds of them.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout,
+        socket_timeout=read_timeout or timeout, socket_connect_timeout=timeout,
         decode_responses=True, protocol=2, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    return redis.Redis(connection_pool=pool)
 
 
 class RedisEventLog(EventLog):
@@ -49,10 +56,11 @@ class RedisEventLog(EventLog):
     @classmethod
     def from_settings(cls, s: Settings) -> RedisEventLog:
         return cls(
-            connect(s.redis_url, s.redis_timeout),
+            connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
             keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
             blocking_conn=connect(s.redis_url, s.redis_timeout,
-                                  read_timeout=s.redis_timeout + s.relay_block_ms / 1000))
+                                  read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
+                                  max_connections=2))
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -110,8 +118,21 @@ class RedisEventLog(EventLog):
         return parse_id(last) if last else ZERO
 
     def trimmed_upto(self) -> StreamId:
-        deleted = self._info().get("max-deleted-entry-id")
-        return parse_id(deleted) if deleted else ZERO
+        # MAXLEN trimming does not move max-deleted-entry-id (only XDEL does), so when the
+        # stream holds fewer entries than were ever added, everything before its first
+        # entry is gone: report the highest ID below that first entry.
+        info = self._info()
+        deleted = info.get("max-deleted-entry-id")
+        upto = parse_id(deleted) if deleted else ZERO
+        if int(info.get("entries-added") or 0) > int(info.get("length") or 0):
+            first = info.get("first-entry")
+            if first:
+                ms, seq = parse_id(first[0])
+                below = (ms, seq - 1) if seq else (ms - 1, 2**64 - 1) if ms else ZERO
+            else:  # everything was removed
+                below = parse_id(info.get("last-generated-id") or "0-0")
+            upto = max(upto, below)
+        return upto
 
     def snapshot(self, swarm: str | None) -> Snapshot:
         reply = self._call(lambda: self._snapshot(
