@@ -14,7 +14,7 @@ from gunicorn.app.base import BaseApplication
 from . import gunicorn_conf
 
 
-class NodeApplication(BaseApplication):  # type: ignore[misc]
+class NodeApplication(BaseApplication):
     def __init__(self, loader: Callable[[], Any], bind: str):
         self.loader = loader
         self.bind = bind
