@@ -124,6 +124,8 @@ def events() -> tuple[Response, int]:
             found = [e for e in recent if sub.matches(e)][-limit:]
             head = event_id(recent[-1]) if recent else log.last_id()
             return jsonify({"events": found, "cursor": format_id(head), "gap": False}), 200
+        if since.base > log.last_id():
+            return error(400, "since: cursor is ahead of the stream (not issued here)")
         gap = since.lowest < log.trimmed_upto()
         found, position = [], since.lowest
         scanned, scan_limit = 0, limit * 20

@@ -115,7 +115,7 @@ def _check_one(raw: Any, now: float, max_bytes: int) -> tuple[Event | None, list
     data = raw.get("data")
     if not isinstance(data, dict):
         bad("data", "must be a JSON object")
-    elif kind in _REQUIRED:
+    elif kind in EVENT_TYPES:  # a tuple: an unhashable "type" (list, object) cannot break it
         for name, check in _REQUIRED[kind].items():
             problem = check(data.get(name))
             if problem:

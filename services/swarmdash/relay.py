@@ -160,9 +160,9 @@ class Relay:
             raise SubscribeError("unavailable", str(exc)) from None
         if replayed is None:  # too much to replay: start over from a snapshot
             return self.subscribe(sid, sub, None, snapshot_of) | {"gap": True}
-        room, count = replayed
-        ack: dict[str, Any] = {"ok": True, "rooms": [room.name], "cursor": room.cursor(
-            self.position), "replayed": count, "gap": gap}
+        room, count, cursor = replayed
+        ack: dict[str, Any] = {"ok": True, "rooms": [room.name], "cursor": cursor,
+                               "replayed": count, "gap": gap}
         if snapshot is not None:
             ack["snapshot"] = snapshot
         return ack
@@ -175,7 +175,15 @@ class Relay:
             self.sleep(0.005)
 
     def _catch_up_and_join(self, sid: str, sub: Subscription,
-                           since: Cursor) -> tuple[Room, int] | None:
+                           since: Cursor) -> tuple[Room, int, str] | None:
+        """Read what was missed (outside the lock), then replay and join (under it).
+
+        The room may hold events waiting for their window.  Events the client lacks are
+        replayed only up to the room's delivered position of each channel; the rest reach
+        it with the room's next flush.  If the client is *ahead* of the room (it comes from
+        a node that flushed earlier), the room flushes that channel now, so the client
+        never gets an event twice.
+        """
         keys = (*sub.channels, "alert")
         fetched = since.lowest
         missed: list[Event] = []
@@ -184,11 +192,14 @@ class Relay:
                 assert self.position is not None
                 room = self.rooms.get(sub.room)
                 head = self.position
+                now = self.clock()
+                if room is not None:
+                    for k in sub.channels:
+                        if since.position(k) > room.position(k, head):
+                            self._emit(room, room.flush(k, head, now), now)
                 targets = {k: room.position(k, head) if room else head for k in keys}
                 if fetched >= max(targets.values()):
-                    return self._join(sid, sub, room, missed, targets), len(
-                        [e for e in missed if event_id(e) <= targets[channel_key(
-                            e, sub.channels)]])
+                    return self._join(sid, sub, room, missed, targets)
             batch = self.log.read(fetched, self.settings.relay_read_count)
             if not batch:  # the stream holds nothing more (trimmed or caught up)
                 fetched = max(targets.values())
@@ -202,8 +213,11 @@ class Relay:
                 return None
 
     def _join(self, sid: str, sub: Subscription, room: Room | None, missed: list[Event],
-              targets: dict[str, StreamId]) -> Room:
-        """Called with the lock held: emit the replay, then enter the room, atomically."""
+              targets: dict[str, StreamId]) -> tuple[Room, int, str]:
+        """Called with the lock held: emit the replay, then enter the room, atomically.
+
+        Returns the room, the number of events replayed and the client's cursor.
+        """
         assert self.position is not None
         now = self.clock()
         if room is None:
@@ -225,7 +239,7 @@ class Relay:
         held[sub.identity] = room
         room.members.add(sid)
         self.server.enter_room(sid, room.name, namespace="/")
-        return room
+        return room, len(replay), cursor
 
     def unsubscribe(self, sid: str, swarm: str, agent_id: str | None) -> list[str]:
         with self._lock:
