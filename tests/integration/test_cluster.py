@@ -221,3 +221,40 @@ def test_notify_reaches_every_node_through_the_redis_queue(
         wait_for(lambda c=c: c.events("system_alert"), 10, message=f"notify on {c.url}")
         (_, alert), = c.events("system_alert")
         assert alert["data"] == {"severity": "critical", "message": "maintenance at 18:00"}
+
+
+def test_clients_hopping_between_nodes_see_every_event_exactly_once(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    """Several viewers reconnect to other nodes, repeatedly, while events stream in."""
+    swarm = "hops"
+    viewers = 6
+    sessions: list[list[DashClient]] = [[cluster.client(i % 3)] for i in range(viewers)]
+    clients.extend(s[0] for s in sessions)
+    channels = ["agent", "log"]
+    starts = [s[0].subscribe(swarm=swarm, channels=channels)["cursor"] for s in sessions]
+    feed = Feed([n.url for n in cluster.nodes], swarm)
+    feed.start()
+    try:
+        for hop in range(1, 4):
+            target = len(feed.accepted) + 24
+            wait_for(lambda target=target: len(feed.accepted) >= target, 15,
+                     message="events between hops")
+            for v, chain in enumerate(sessions):
+                old = chain[-1]
+                old.close()
+                new = cluster.client((v + hop) % 3)
+                clients.append(new)
+                ack = new.subscribe(swarm=swarm, channels=channels, since=old.cursor)
+                assert ack["ok"] and not ack["gap"], ack
+                chain.append(new)
+    finally:
+        feed.stop()
+    for v, chain in enumerate(sessions):
+        def all_ids(chain: list[DashClient] = chain) -> list[str]:
+            return [i for c in chain for i in c.delivered_ids()]
+        wait_for(lambda all_ids=all_ids: set(feed.accepted) <= set(all_ids()), 15,
+                 message=f"viewer {v}: every accepted event")
+        got = all_ids()
+        dupes = [i for i, n in Counter(got).items() if n > 1]
+        assert not dupes, f"viewer {v}: delivered twice: {dupes[:5]}"
+        assert set(got) == {i for i in feed.accepted if id_key(i) > id_key(starts[v])}
