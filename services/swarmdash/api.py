@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics
 from .batching import Subscription, event_id
@@ -29,9 +29,9 @@ def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, **extra}), status
 
 
-def unavailable(exc: Exception) -> tuple[Response, int]:
+def unavailable(exc: Exception, what: str = "") -> tuple[Response, int]:
     metrics.REDIS_ERRORS.labels(component="api").inc()
-    response, status = error(503, "event store unavailable, nothing was accepted; retry",
+    response, status = error(503, f"event store unavailable{what}; retry",
                              detail=str(exc)[:200])
     response.headers["Retry-After"] = "1"
     return response, status
@@ -44,10 +44,7 @@ def ingest() -> tuple[Response, int]:
     if not request.is_json:
         metrics.INGEST_REJECTED.labels(reason="content_type").inc()
         return error(415, "send the events as JSON (Content-Type: application/json)")
-    raw = request.get_data(cache=False)
-    if len(raw) > s.max_payload_bytes:
-        metrics.INGEST_REJECTED.labels(reason="too_large").inc()
-        return error(413, f"body is {len(raw)} bytes, limit {s.max_payload_bytes}")
+    raw = request.get_data(cache=False)  # over MAX_PAYLOAD_BYTES: 413 (see too_large)
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -66,7 +63,7 @@ def ingest() -> tuple[Response, int]:
         ids = node.event_log.append(events)
     except BackendUnavailable as exc:
         metrics.INGEST_REJECTED.labels(reason="unavailable").inc()
-        return unavailable(exc)
+        return unavailable(exc, ", nothing was accepted")
     for event in events:
         metrics.EVENTS_INGESTED.labels(type=event["type"], source="http").inc()
     return jsonify({"accepted": len(ids), "cursor": ids[-1], "ids": ids}), 202
@@ -155,6 +152,29 @@ def health() -> tuple[Response, int]:
 @api.get("/metrics")
 def prometheus() -> Response:
     return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+@api.get("/api/v1/config")
+def client_config() -> tuple[Response, int]:
+    """What a dashboard needs to know to connect and to fall back (from the node's settings)."""
+    s = current_node().settings
+    return jsonify({
+        "node": s.node_name,
+        "transports": ["polling", "websocket"] if s.websocket_enabled else ["polling"],
+        "ping_interval": s.websocket_ping_interval,
+        "ping_timeout": s.websocket_ping_timeout,
+        "max_reconnect_attempts": s.websocket_max_reconnect_attempts,
+        "fallback_threshold": s.websocket_fallback_threshold,
+        "batch_windows_ms": {c: round(w * 1000) for c, w in s.batch_windows.items()},
+        "channels": list(CHANNELS),
+    }), 200
+
+
+@api.app_errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
+    metrics.INGEST_REJECTED.labels(reason="too_large").inc()
+    limit = current_node().settings.max_payload_bytes
+    return error(413, f"request body over MAX_PAYLOAD_BYTES ({limit} bytes)")
 
 
 @api.app_errorhandler(HTTPException)

@@ -9,31 +9,29 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import sockets
+from . import cors, sockets
 from .api import api
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
 from .relay import Relay
-from .settings import Settings
+from .settings import DEFAULT_SECRET_KEY, Settings
 
 log = logging.getLogger("swarmdash")
 
 
-def client_manager(settings: Settings, *, write_only: bool = False) -> Any:
-    """The Socket.IO message queue (None when embedded): Redis pub/sub or AMQP via kombu.
+def client_manager(url: str, channel: str, *, timeout: float = 2.0,
+                   write_only: bool = False) -> Any:
+    """The Socket.IO message queue (None without a URL): Redis pub/sub or AMQP via kombu.
 
     Built here rather than with ``message_queue=`` so its connection options are ours.
     """
-    url = settings.queue_url
     if not url:
         return None
     if url.startswith(("amqp://", "amqps://")):
-        return socketio_lib.KombuManager(url, channel=settings.message_queue_channel,
-                                         write_only=write_only)
+        return socketio_lib.KombuManager(url, channel=channel, write_only=write_only)
     return socketio_lib.RedisManager(
-        url, channel=settings.message_queue_channel, write_only=write_only,
-        redis_options={"socket_connect_timeout": settings.redis_timeout,
-                       "health_check_interval": 10})
+        url, channel=channel, write_only=write_only,
+        redis_options={"socket_connect_timeout": timeout, "health_check_interval": 10})
 
 
 def _cors(settings: Settings) -> Any:
@@ -55,7 +53,8 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     socketio = SocketIO(
         app,
         async_mode=async_mode,
-        client_manager=client_manager(settings),
+        client_manager=client_manager(settings.queue_url, settings.message_queue_channel,
+                                      timeout=settings.redis_timeout),
         cors_allowed_origins=_cors(settings),
         ping_interval=settings.websocket_ping_interval,
         ping_timeout=settings.websocket_ping_timeout,
@@ -70,12 +69,15 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     node = Node(settings, event_log, socketio, relay)
     app.extensions["swarmdash"] = node
     app.register_blueprint(api)
+    cors.install(app, settings.cors_allowed_origins)
     sockets.register(socketio, node)
 
     @app.get("/")
     def index() -> str:
         return render_template("index.html", node=settings.node_name, version=VERSION)
 
+    if settings.secret_key == DEFAULT_SECRET_KEY and not settings.flask_debug:
+        log.warning("SECRET_KEY is the built-in development key: set your own in production")
     if event_log.embedded:
         log.info("node %s: embedded in-memory event log (single node; set REDIS_URL to scale out)",
                  settings.node_name)

@@ -1,7 +1,8 @@
 """``swarmdash``: serve | demo | simulate | publish | notify | settings.
 
-Nothing heavy is imported at module level: ``serve`` and ``demo`` monkey-patch the chosen
-engine (gevent or eventlet) before Flask, Redis or sockets are imported.
+Nothing heavy is imported at module level. ``serve`` and ``demo`` run gunicorn's gevent
+worker (which patches its own process); ``serve`` with ASYNC_MODE=eventlet monkey-patches
+before Flask, Redis or sockets are imported.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .settings import ASYNC_MODES, Settings, SettingsError, describe, load_settings
+from .settings import ASYNC_MODES, Settings, SettingsError, describe, effective, load_settings
 
 
 def patch_engine(mode: str) -> None:
@@ -46,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             return create_app(s, async_mode="gevent")
 
-        run_gunicorn(load, s.host, s.port)
+        run_gunicorn(load, s)
         return 0
     patch_engine(s.async_mode)
     from .app import create_app
@@ -88,7 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{args.rate:g} events/s\n  dashboard  http://{host}:{s.port}/\n"
           f"  snapshot   http://{host}:{s.port}/api/v1/snapshot\n  Ctrl-C to stop",
           file=sys.stderr, flush=True)
-    run_gunicorn(load, s.host, s.port)
+    run_gunicorn(load, s)
     return 0
 
 
@@ -167,22 +168,28 @@ def cmd_notify(args: argparse.Namespace) -> int:
     from .app import client_manager
 
     s = _settings(args)
-    if args.queue_url:
-        s = s.replace(message_queue_url=args.queue_url, redis_url=s.redis_url or args.queue_url)
-    manager = client_manager(s, write_only=True)
-    if manager is None:
+    url = args.queue_url or s.queue_url
+    if not url:
         raise SystemExit("notify: set MESSAGE_QUEUE_URL or REDIS_URL (or --queue-url)")
-    payload = {"type": "alert", "swarm": args.swarm, "agent_id": "swarmdash-notify",
+    if url.split("://")[0] not in ("redis", "rediss", "unix", "amqp", "amqps"):
+        raise SystemExit(f"notify: {url!r} is not a redis:// or amqp:// URL")
+    manager = client_manager(url, s.message_queue_channel, timeout=s.redis_timeout,
+                             write_only=True)
+    payload = {"type": "alert", "swarm": "*", "agent_id": "swarmdash-notify",
                "ts": time.time(), "source": "notify",
                "data": {"severity": args.severity, "message": args.message}}
     manager.emit("system_alert", payload, namespace="/")
-    print(json.dumps({"sent": "system_alert", "via": s.queue_url.split("@")[-1]}))
+    print(json.dumps({"sent": "system_alert", "via": url.split("@")[-1]}))
     return 0
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    for name, default, doc in describe():
-        print(f"# {doc}\n{name}={default}\n")
+    if args.defaults:
+        for name, default, doc in describe():
+            print(f"# {doc}\n{name}={default}\n")
+        return 0
+    for name, value in effective(load_settings()):  # validates, like a node at start-up
+        print(f"{name}={value}")
     return 0
 
 
@@ -197,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="one embedded node + a simulated swarm, nothing else needed")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8050)
+    demo.add_argument("--host", help="default: HOST (127.0.0.1)")
+    demo.add_argument("--port", type=int, help="default: PORT (8050)")
     demo.add_argument("--swarms", type=int, default=3)
     demo.add_argument("--agents", type=int, default=50)
     demo.add_argument("--rate", type=float, default=50.0, help="events per second")
@@ -228,11 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("message")
     notify.add_argument("--severity", default="warning",
                         choices=("info", "warning", "error", "critical"))
-    notify.add_argument("--swarm", default="*")
     notify.add_argument("--queue-url", help="default: MESSAGE_QUEUE_URL, else REDIS_URL")
     notify.set_defaults(func=cmd_notify)
 
-    env = sub.add_parser("settings", help="print every setting with its default (.env format)")
+    env = sub.add_parser("settings", help="validate the settings in effect and print them "
+                         "(secrets masked); --defaults prints the defaults in .env format")
+    env.add_argument("--defaults", action="store_true")
     env.set_defaults(func=cmd_settings)
     return p
 

@@ -291,20 +291,30 @@ def _check_consistency(s: Settings) -> None:
         raise SettingsError(
             "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "
             "shared Redis event stream; set REDIS_URL too")
-    if s.websocket_ping_timeout < 1 or s.websocket_ping_interval < 1:
-        raise SettingsError("WEBSOCKET_PING_INTERVAL/WEBSOCKET_PING_TIMEOUT must be positive")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def effective(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, value in effect) for every setting; secrets and URL passwords masked."""
+    rows = []
+    for f in fields(Settings):
+        value = _text(getattr(settings, f.name))
+        if f.metadata.get("secret") and value:
+            value = "****"
+        elif "://" in value and "@" in value:
+            scheme, rest = value.split("://", 1)
+            value = f"{scheme}://****@{rest.rsplit('@', 1)[1]}"
+        rows.append((f.metadata["env"], value))
+    return rows
 
 
 def describe() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting: feeds docs and ``.env.example``."""
-    rows = []
-    for f in fields(Settings):
-        default = f.default
-        if isinstance(default, bool):
-            text = "true" if default else "false"
-        elif isinstance(default, tuple):
-            text = ",".join(default)
-        else:
-            text = str(default)
-        rows.append((f.metadata["env"], text, f.metadata["doc"]))
-    return rows
+    return [(f.metadata["env"], _text(f.default), f.metadata["doc"]) for f in fields(Settings)]

@@ -97,8 +97,10 @@ def test_too_many_bytes_is_a_413(make_app: Callable[..., Flask], ev: Any) -> Non
     http = app.test_client()
     res = post(http, [ev.log("x" * 500) for _ in range(5)])
     assert res.status_code == 413
-    assert "error" in res.get_json()
+    assert "MAX_PAYLOAD_BYTES (2048 bytes)" in res.get_json()["error"]
     assert stored(node_of(app)) == []
+    assert 'swarmdash_ingest_rejected_total{reason="too_large"}' in http.get(
+        "/metrics").get_data(as_text=True)
 
 
 def test_too_large_event_is_a_400(make_app: Callable[..., Flask], ev: Any) -> None:
@@ -254,3 +256,34 @@ def test_unreachable_store_answers_503(make_app: Callable[..., Flask], closed_ur
     assert health.get_json()["redis"] == "unreachable"
     assert http.get("/api/v1/snapshot").status_code == 503
     assert http.get("/api/v1/events?since=1-0").status_code == 503
+
+
+def test_client_config_delivers_the_reconnect_and_fallback_settings(
+        make_app: Callable[..., Flask]) -> None:
+    app = make_app(WEBSOCKET_MAX_RECONNECT_ATTEMPTS="7", WEBSOCKET_FALLBACK_THRESHOLD="3",
+                   WEBSOCKET_ENABLED="false", BATCH_WINDOW_LOG_MS="750")
+    body = app.test_client().get("/api/v1/config").get_json()
+    assert body["max_reconnect_attempts"] == 7 and body["fallback_threshold"] == 3
+    assert body["transports"] == ["polling"]
+    assert body["ping_interval"] == 25 and body["ping_timeout"] == 60
+    assert body["batch_windows_ms"]["log"] == 750 and body["node"] == "unit-node"
+
+
+def test_cors_headers_only_for_listed_origins(make_app: Callable[..., Flask], ev: Any) -> None:
+    app = make_app(CORS_ALLOWED_ORIGINS="https://ops.example.com")
+    http = app.test_client()
+    ok = http.get("/api/v1/snapshot", headers={"Origin": "https://ops.example.com"})
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://ops.example.com"
+    assert "Origin" in ok.headers["Vary"]
+    preflight = http.options("/api/v1/events", headers={
+        "Origin": "https://ops.example.com", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+    foreign = http.get("/api/v1/snapshot", headers={"Origin": "https://evil.example.net"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_no_cors_headers_by_default(app: Flask) -> None:
+    res = app.test_client().get("/api/v1/snapshot", headers={"Origin": "https://x.example"})
+    assert "Access-Control-Allow-Origin" not in res.headers

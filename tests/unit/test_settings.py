@@ -186,3 +186,17 @@ def test_describe_lists_every_setting_once() -> None:
 def test_replace_keeps_other_values() -> None:
     s = load(MAX_QUEUE_SIZE="9").replace(redis_url="redis://h")
     assert s.max_queue_size == 9 and s.redis_url == "redis://h"
+
+
+def test_effective_settings_mask_secrets_and_url_passwords() -> None:
+    from swarmdash.settings import effective
+
+    s = load_settings(environ={"SECRET_KEY": "s3cret", "REDIS_URL": "redis://127.0.0.1:6379/0",
+                               "MESSAGE_QUEUE_URL": "amqp://guest:pw@127.0.0.1:5672//"},
+                      env_file=None)
+    values = dict(effective(s))
+    assert values["SECRET_KEY"] == "****"
+    assert values["MESSAGE_QUEUE_URL"] == "amqp://****@127.0.0.1:5672//"
+    assert values["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert values["WEBSOCKET_PING_INTERVAL"] == "25"
+    assert "s3cret" not in repr(values) and "pw@" not in repr(values)
