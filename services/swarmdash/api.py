@@ -17,12 +17,15 @@ from .events import (
     ValidationError,
     channel_key,
     valid_agent_id,
+    valid_idempotency_key,
     valid_swarm_name,
     validate_batch,
 )
 from .node import current_node
 
 api = Blueprint("api", __name__)
+#: A client-chosen batch name: a retry with the same key is stored once (IDEMPOTENCY_TTL).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
@@ -31,7 +34,8 @@ def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
 
 def unavailable(exc: Exception, what: str = "") -> tuple[Response, int]:
     metrics.REDIS_ERRORS.labels(component="api").inc()
-    response, status = error(503, f"event store unavailable{what}; retry",
+    response, status = error(503, f"event store unavailable{what}; retry"
+                             + (f" (with the same {IDEMPOTENCY_HEADER})" if what else ""),
                              detail=str(exc)[:200])
     response.headers["Retry-After"] = "1"
     return response, status
@@ -44,6 +48,10 @@ def ingest() -> tuple[Response, int]:
     if not request.is_json:
         metrics.INGEST_REJECTED.labels(reason="content_type").inc()
         return error(415, "send the events as JSON (Content-Type: application/json)")
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not valid_idempotency_key(key):
+        metrics.INGEST_REJECTED.labels(reason="invalid").inc()
+        return error(400, f"{IDEMPOTENCY_HEADER} must be 1-128 characters of [A-Za-z0-9_.:-]")
     raw = request.get_data(cache=False)  # over MAX_PAYLOAD_BYTES: 413 (see too_large)
     try:
         body = json.loads(raw)
@@ -60,13 +68,17 @@ def ingest() -> tuple[Response, int]:
         metrics.INGEST_REJECTED.labels(reason="invalid").inc()
         return error(400, "invalid event(s); nothing was accepted", errors=exc.errors[:100])
     try:
-        ids = node.event_log.append(events)
+        ids, duplicate = node.event_log.append_once(events, key)
     except BackendUnavailable as exc:
         metrics.INGEST_REJECTED.labels(reason="unavailable").inc()
         return unavailable(exc, ", nothing was accepted")
-    for event in events:
-        metrics.EVENTS_INGESTED.labels(type=event["type"], source="http").inc()
-    return jsonify({"accepted": len(ids), "cursor": ids[-1], "ids": ids}), 202
+    result: dict[str, Any] = {"accepted": len(ids), "cursor": ids[-1], "ids": ids}
+    if duplicate:  # a retry of a batch already stored under this key: stored once
+        result["duplicate"] = True
+    else:
+        for event in events:
+            metrics.EVENTS_INGESTED.labels(type=event["type"], source="http").inc()
+    return jsonify(result), 202
 
 
 def _query_filter() -> Subscription:

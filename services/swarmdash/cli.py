@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     def send(batch: list[dict[str, Any]]) -> None:
         nonlocal retries
         delay = 0.2
+        key = uuid.uuid4().hex  # the same key on every retry: the batch is stored once
         while True:
             try:
-                r = session.post(url, json=batch, timeout=10)
+                r = session.post(url, json=batch, timeout=10,
+                                 headers={"Idempotency-Key": key})
             except requests.RequestException as exc:
                 reason = str(exc)
             else:

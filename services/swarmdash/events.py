@@ -46,6 +46,13 @@ class ValidationError(ValueError):
         super().__init__(f"{first.get('field')}: {first.get('error')}")
 
 
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def valid_idempotency_key(key: Any) -> bool:
+    return isinstance(key, str) and bool(_IDEMPOTENCY_KEY.fullmatch(key))
+
+
 def valid_swarm_name(name: Any) -> bool:
     return isinstance(name, str) and bool(_NAME.fullmatch(name))
 

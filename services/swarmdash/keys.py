@@ -5,6 +5,7 @@
 ``<prefix>:swarm:<name>:agents``    hash agent_id -> latest agent event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks``     hash task_id -> latest task event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks:done``  zset of finished task ids by ts (bounds the task hash)
+``<prefix>:idem:<key>``             ids of a batch stored under an idempotency key (with a TTL)
 The Lua scripts in ``eventlog/`` receive :meth:`Keys.swarm_prefix` and append the
 ``:agents`` / ``:tasks`` / ``:tasks:done`` suffixes defined here.
 """
@@ -33,6 +34,9 @@ class Keys:
     @property
     def swarm_prefix(self) -> str:
         return f"{self.prefix}:swarm:"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
 
     def agents(self, swarm: str) -> str:
         return f"{self.swarm_prefix}{swarm}{AGENTS_SUFFIX}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .eventlog import EventLog, open_event_log
-from .events import validate_batch
+from .events import valid_idempotency_key, validate_batch
 from .settings import Settings, load_settings
 
 
@@ -25,6 +25,7 @@ class PublishResult:
     accepted: int
     cursor: str
     ids: list[str]
+    duplicate: bool = False
 
 
 class Publisher:
@@ -38,11 +39,20 @@ class Publisher:
         self.settings = base
         self.log = event_log or open_event_log(base)
 
-    def publish(self, events: dict[str, Any] | list[dict[str, Any]]) -> PublishResult:
+    def publish(self, events: dict[str, Any] | list[dict[str, Any]], *,
+                idempotency_key: str | None = None) -> PublishResult:
+        """Validate and store ``events``, all or none.
+
+        With ``idempotency_key``, publishing the same batch again (say, after
+        :class:`BackendUnavailable`, when the first attempt may have been stored) stores it
+        once; the result then has ``duplicate=True`` and the original ids.
+        """
         valid = validate_batch(events, max_events=self.settings.max_events_per_request,
                                max_event_bytes=self.settings.max_event_bytes)
-        ids = self.log.append(valid)
-        return PublishResult(len(ids), ids[-1], ids)
+        if idempotency_key is not None and not valid_idempotency_key(idempotency_key):
+            raise ValueError("idempotency_key must be 1-128 characters of [A-Za-z0-9_.:-]")
+        ids, duplicate = self.log.append_once(valid, idempotency_key)
+        return PublishResult(len(ids), ids[-1], ids, duplicate)
 
     def _one(self, kind: str, swarm: str, agent_id: str, data: dict[str, Any],
              ts: float | None) -> PublishResult:

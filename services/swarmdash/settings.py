@@ -88,6 +88,10 @@ class Settings:
     stream_maxlen: int = _env(
         "STREAM_MAXLEN", 100_000, "Approximate number of events the stream keeps for resume.",
         min=100, max=100_000_000)
+    idempotency_ttl: int = _env(
+        "IDEMPOTENCY_TTL", 600,
+        "Seconds an Idempotency-Key is remembered: a retried batch is not stored twice.",
+        min=0, max=86400 * 7)
     task_history: int = _env(
         "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
         max=100_000)

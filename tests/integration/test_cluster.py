@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -37,37 +39,55 @@ def post(node_url: str, events: list[dict[str, Any]]) -> requests.Response:
 
 
 class Feed(threading.Thread):
-    """Posts numbered log+agent events to the nodes in turn; records what was accepted."""
+    """Posts numbered log+agent events to the nodes in turn, as a careful agent would.
 
-    def __init__(self, urls: list[str], swarm: str, per_post: int = 4):
+    A refused or failed batch is retried, on the next node, with the same Idempotency-Key
+    until it is accepted; ``accepted`` holds the ids of every accepted event.
+    """
+
+    def __init__(self, urls: list[str], swarm: str, retry_for: float = 30.0):
         super().__init__(daemon=True)
-        self.urls, self.swarm, self.per_post = urls, swarm, per_post
+        self.urls, self.swarm, self.retry_for = urls, swarm, retry_for
         self.accepted: list[str] = []
         self.refused: Counter[int] = Counter()
         self.errors = 0
+        self.duplicates = 0
+        self.unsent = 0
         self.stop_flag = threading.Event()
-        self.posts = 0
 
     def run(self) -> None:
+        pending: tuple[str, list[dict[str, Any]]] | None = None
+        given_up_at: float | None = None
         for url in itertools.cycle(self.urls):
-            if self.stop_flag.wait(0.02):
+            stopping = self.stop_flag.wait(0.02)
+            if stopping and pending is None:
                 return
-            n = next(_seq)
-            batch = [log_event(self.swarm, n), agent_event(self.swarm, n)][: self.per_post]
+            if pending is None:
+                n = next(_seq)
+                pending = (uuid.uuid4().hex, [log_event(self.swarm, n), agent_event(self.swarm, n)])
+            elif stopping:
+                given_up_at = given_up_at or time.monotonic() + self.retry_for
+                if time.monotonic() > given_up_at:
+                    self.unsent += 1
+                    return
+            key, batch = pending
             try:
-                r = post(url, batch)
+                r = requests.post(f"{url}/api/v1/events", json=batch, timeout=5,
+                                  headers={"Idempotency-Key": key})
             except requests.RequestException:
                 self.errors += 1
                 continue
-            self.posts += 1
             if r.status_code == 202:
                 self.accepted.extend(r.json()["ids"])
+                self.duplicates += bool(r.json().get("duplicate"))
+                pending = None
             else:
                 self.refused[r.status_code] += 1
 
     def stop(self) -> None:
         self.stop_flag.set()
-        self.join(10)
+        self.join(self.retry_for + 10)
+        assert not self.is_alive() and self.unsent == 0, "a batch was never accepted"
 
 
 def assert_exactly_once_in_order(client: DashClient, expected: list[str], swarm: str) -> None:

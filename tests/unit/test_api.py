@@ -287,3 +287,16 @@ def test_cors_headers_only_for_listed_origins(make_app: Callable[..., Flask], ev
 def test_no_cors_headers_by_default(app: Flask) -> None:
     res = app.test_client().get("/api/v1/snapshot", headers={"Origin": "https://x.example"})
     assert "Access-Control-Allow-Origin" not in res.headers
+
+
+def test_idempotency_key_makes_a_retry_safe(http: FlaskClient, node: Node, ev: Any) -> None:
+    batch = [ev.log("one"), ev.log("two")]
+    first = http.post("/api/v1/events", json=batch, headers={"Idempotency-Key": "k-1"})
+    retry = http.post("/api/v1/events", json=batch, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == retry.status_code == 202
+    assert retry.get_json()["ids"] == first.get_json()["ids"]
+    assert retry.get_json()["duplicate"] is True and "duplicate" not in first.get_json()
+    assert len(stored(node)) == 2
+    bad = http.post("/api/v1/events", json=batch, headers={"Idempotency-Key": "no spaces"})
+    assert bad.status_code == 400 and "Idempotency-Key" in bad.get_json()["error"]
+    assert len(stored(node)) == 2

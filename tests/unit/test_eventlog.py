@@ -279,3 +279,31 @@ def test_open_event_log_picks_the_backend(closed_url: str) -> None:
         assert remote.blocking is not remote.redis
     finally:
         remote.close()
+
+
+def test_a_batch_retried_with_its_idempotency_key_is_stored_once(
+        log_factory: Factory, ev: Any) -> None:
+    log = log_factory()
+    batch = [ev.agent("a1", "busy"), ev.log("started")]
+    ids, duplicate = log.append_once(batch, "batch-1")
+    assert not duplicate and len(ids) == 2
+    again, duplicate = log.append_once(batch, "batch-1")
+    assert duplicate and again == ids
+    assert [e["id"] for e in log.read(ZERO, 100)] == ids
+    other, duplicate = log.append_once(batch, "batch-2")
+    assert not duplicate and other != ids
+    plain = log.append(batch) + log.append(batch)  # no key: every call stores
+    assert len(log.read(ZERO, 100)) == 4 + len(plain)
+
+
+def test_idempotency_keys_expire(ev: Any) -> None:
+    log = MemoryEventLog(idempotency_ttl=0.05)
+    first, _ = log.append_once([ev.log()], "k")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ids, duplicate = log.append_once([ev.log()], "k")
+        if not duplicate:
+            assert ids != first
+            return
+        time.sleep(0.01)
+    pytest.fail("the idempotency key never expired")

@@ -107,3 +107,11 @@ def test_unreachable_redis_raises_backend_unavailable(closed_url: str, ev: Any) 
     log = RedisEventLog(connect(closed_url, 0.2))
     with Publisher(settings=settings, event_log=log) as pub, pytest.raises(BackendUnavailable):
         pub.publish(ev.log())
+
+
+def test_publish_with_an_idempotency_key_stores_once(pub: Publisher, ev: Any) -> None:
+    first = pub.publish([ev.log("x")], idempotency_key="agent-7:42")
+    again = pub.publish([ev.log("x")], idempotency_key="agent-7:42")
+    assert again.duplicate and again.ids == first.ids and not first.duplicate
+    with pytest.raises(ValueError):
+        pub.publish([ev.log("x")], idempotency_key="bad key")

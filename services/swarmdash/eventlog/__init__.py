@@ -13,7 +13,8 @@ from .memory import MemoryEventLog
 
 def open_event_log(settings: Settings) -> EventLog:
     if settings.embedded:
-        return MemoryEventLog(maxlen=settings.stream_maxlen, task_history=settings.task_history)
+        return MemoryEventLog(maxlen=settings.stream_maxlen, task_history=settings.task_history,
+                              idempotency_ttl=settings.idempotency_ttl)
     from .redis import RedisEventLog
 
     return RedisEventLog.from_settings(settings)

@@ -50,9 +50,18 @@ class EventLog(abc.ABC):
 
     embedded: bool = False
 
+    def append(self, events: list[Event], idempotency_key: str | None = None) -> list[str]:
+        """Append atomically (all or none) and update state; return the ids."""
+        return self.append_once(events, idempotency_key)[0]
+
     @abc.abstractmethod
-    def append(self, events: list[Event]) -> list[str]:
-        """Append atomically (all or none) and update state; return the new ids."""
+    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
+        """Append like :meth:`append`, at most once per ``key``.
+
+        A batch stored under the same key within the idempotency TTL is not stored again:
+        its ids come back with ``True``. This makes a retry after an ambiguous failure (the
+        connection dropped after Redis had run the append) safe.
+        """
 
     @abc.abstractmethod
     def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:

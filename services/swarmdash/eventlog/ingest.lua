@@ -1,13 +1,21 @@
--- Append a batch of events to the stream and update state, atomically.
--- KEYS[1] stream, KEYS[2] swarms set
+-- Append a batch of events to the stream and update state, atomically, at most once per
+-- idempotency key.
+-- KEYS[1] stream, KEYS[2] swarms set, KEYS[3] idempotency key (unused when ARGV[7] is 0)
 -- ARGV[1] approximate MAXLEN, ARGV[2] finished tasks kept per swarm, ARGV[3] swarm key prefix,
 -- ARGV[4] agents suffix, ARGV[5] tasks suffix, ARGV[6] finished-tasks suffix,
+-- ARGV[7] seconds the idempotency key is kept (0: no key),
 -- then 6 values per event: swarm, kind (agent|task|-), state field, finished (1|0), ts, json.
+-- Returns {0 (stored) or 1 (already stored under that key), "id1,id2,..."}.
 local stream, swarms = KEYS[1], KEYS[2]
 local maxlen, keep, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local agents_sfx, tasks_sfx, done_sfx = ARGV[4], ARGV[5], ARGV[6]
+local idem_ttl = tonumber(ARGV[7])
+if idem_ttl > 0 then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {1, seen} end
+end
 local ids = {}
-for b = 7, #ARGV, 6 do
+for b = 8, #ARGV, 6 do
   local swarm, kind, field, finished, ts, body =
     ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
@@ -34,4 +42,6 @@ for b = 7, #ARGV, 6 do
     end
   end
 end
-return ids
+local joined = table.concat(ids, ',')
+if idem_ttl > 0 then redis.call('SET', KEYS[3], joined, 'EX', idem_ttl) end
+return {0, joined}

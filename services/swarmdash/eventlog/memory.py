@@ -10,6 +10,7 @@ import bisect
 import copy
 import threading
 import time
+from collections import OrderedDict
 
 from ..cursor import ZERO, StreamId, format_id
 from ..events import Event
@@ -19,7 +20,8 @@ from .base import EventLog, Snapshot, state_field
 class MemoryEventLog(EventLog):
     embedded = True
 
-    def __init__(self, maxlen: int = 100_000, task_history: int = 200):
+    def __init__(self, maxlen: int = 100_000, task_history: int = 200,
+                 idempotency_ttl: float = 600.0):
         self._maxlen = maxlen
         self._task_history = task_history
         self._ids: list[StreamId] = []
@@ -30,13 +32,20 @@ class MemoryEventLog(EventLog):
         self._tasks: dict[str, dict[str, Event]] = {}
         self._done: dict[str, dict[str, float]] = {}
         self._cond = threading.Condition()
+        self._idempotency_ttl = idempotency_ttl
+        self._seen: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
 
     def _next_id(self) -> StreamId:
         ms = int(time.time() * 1000)
         return (ms, 0) if ms > self._last[0] else (self._last[0], self._last[1] + 1)
 
-    def append(self, events: list[Event]) -> list[str]:
+    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
         with self._cond:
+            now = time.monotonic()
+            while self._seen and next(iter(self._seen.values()))[0] <= now:
+                self._seen.popitem(last=False)
+            if key is not None and key in self._seen:
+                return list(self._seen[key][1]), True
             ids = []
             for event in events:
                 sid = self._next_id()
@@ -52,7 +61,9 @@ class MemoryEventLog(EventLog):
                 del self._ids[:excess]
                 del self._events[:excess]
             self._cond.notify_all()
-            return ids
+            if key is not None and self._idempotency_ttl > 0:
+                self._seen[key] = (now + self._idempotency_ttl, list(ids))
+            return ids, False
 
     def _apply_state(self, event: Event) -> None:
         target = state_field(event)

@@ -44,12 +44,14 @@ def connect(url: str, timeout: float, *, read_timeout: float | None = None,
 
 class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
-                 task_history: int = 200, blocking_conn: redis.Redis | None = None):
+                 task_history: int = 200, blocking_conn: redis.Redis | None = None,
+                 idempotency_ttl: int = 600):
         self.redis = conn
         self.blocking = blocking_conn or conn
         self.keys = keys or Keys()
         self.maxlen = maxlen
         self.task_history = task_history
+        self.idempotency_ttl = idempotency_ttl
         self._ingest = conn.register_script(_script("ingest.lua"))
         self._snapshot = conn.register_script(_script("snapshot.lua"))
 
@@ -58,6 +60,7 @@ class RedisEventLog(EventLog):
         return cls(
             connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
             keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
+            idempotency_ttl=s.idempotency_ttl,
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
                                   max_connections=2))
@@ -72,17 +75,18 @@ class RedisEventLog(EventLog):
                 raise BackendUnavailable(f"redis not ready: {exc}") from exc
             raise
 
-    def append(self, events: list[Event]) -> list[str]:
+    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
+        ttl = self.idempotency_ttl if key is not None else 0
         args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
-                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX]
+                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl]
         for event in events:
             target = state_field(event)
             kind, name, finished = target if target else ("-", "", False)
             args += [event["swarm"], kind, name, "1" if finished else "0", event["ts"],
                      encode(event)]
-        ids: list[str] = self._call(
-            lambda: self._ingest(keys=[self.keys.stream, self.keys.swarms], args=args))
-        return ids
+        keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(key or "")]
+        seen, joined = self._call(lambda: self._ingest(keys=keys, args=args))
+        return joined.split(","), bool(seen)
 
     @staticmethod
     def _decode(entries: Any) -> list[Event]:
