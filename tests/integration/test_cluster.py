@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -278,3 +279,33 @@ def test_clients_hopping_between_nodes_see_every_event_exactly_once(
         dupes = [i for i, n in Counter(got).items() if n > 1]
         assert not dupes, f"viewer {v}: delivered twice: {dupes[:5]}"
         assert set(got) == {i for i in feed.accepted if id_key(i) > id_key(starts[v])}
+
+
+def test_publish_and_simulate_commands_feed_the_cluster(
+        cluster: Cluster, clients: list[DashClient]) -> None:
+    viewer = cluster.client(2)
+    clients.append(viewer)
+    assert viewer.subscribe(swarm="cli", channels=["log"])["ok"]
+    env = {**os.environ, "REDIS_URL": cluster.redis.url, "SWARMDASH_ENV_FILE": "/nonexistent"}
+    cli = [sys.executable, "-m", "swarmdash.cli"]
+    done = subprocess.run(
+        [*cli, "publish", "--type", "log", "--swarm", "cli", "--agent", "bot-1", "--data",
+         '{"level": "warning", "message": "from the shell"}'],
+        env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    cursor = json.loads(done.stdout)["cursor"]
+    wait_for(lambda: viewer.delivered_ids() == [cursor], 10, message="published log line")
+    bad = subprocess.run([*cli, "publish", "--type", "log", "--swarm", "cli", "--agent", "b",
+                          "--data", '{"level": "loud"}'], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert bad.returncode == 2 and "data.level" in bad.stderr
+
+    sim = subprocess.run([*cli, "simulate", "--url", cluster.nodes[0].url, "--agents", "12",
+                          "--swarms", "2", "--rate", "200", "--duration", "1.5", "--seed", "7"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert sim.returncode == 0, sim.stderr
+    sent = int(sim.stderr.rsplit("done:", 1)[1].split()[0])
+    assert sent >= 12 + 200  # the roster, then about rate x duration events
+    snapshot = requests.get(f"{cluster.nodes[1].url}/api/v1/snapshot?swarm=swarm-1",
+                            timeout=5).json()
+    assert len(snapshot["agents"]) == 6
