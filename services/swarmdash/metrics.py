@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .events import EVENT_TYPES
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 NS = "swarmdash"
 
@@ -41,6 +43,14 @@ SLOW_CONSUMER_DROPS = Counter(f"{NS}_slow_consumer_drops_total",
                               registry=REGISTRY)
 SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
                     registry=REGISTRY)
+
+
+_RELAYED = {kind: EVENTS_RELAYED.labels(type=kind) for kind in EVENT_TYPES}
+
+
+def relayed(kind: str) -> None:
+    """Count one event read by the relay (the hot path: children resolved once)."""
+    _RELAYED[kind].inc()
 
 
 def record_emission(event: str, size: int, receivers: int, latency: float) -> None:

@@ -100,12 +100,15 @@ class Relay:
         for event in events:
             eid = event_id(event)
             prev, self.position = self.position, eid
-            metrics.EVENTS_RELAYED.labels(type=event["type"]).inc()
+            metrics.relayed(event["type"])
             for name in self._candidates(event["swarm"]):
                 room = self.rooms[name]
-                if room.sub.matches(event):
-                    for emission in room.offer(event, eid, prev, now):
-                        self._emit(room, emission, now)
+                try:
+                    if room.sub.matches(event):
+                        for emission in room.offer(event, eid, prev, now):
+                            self._emit(room, emission, now)
+                except Exception:  # one bad event or room must not stall the others
+                    log.exception("relay: room %s failed on event %s", name, event.get("id"))
         metrics.RELAY_LAG.set(max(0.0, now - self.position[0] / 1000))
 
     def _candidates(self, swarm: str) -> list[str]:
