@@ -123,8 +123,11 @@ class Relay:
             with self._lock:
                 now = self.clock()
                 for room in list(self.rooms.values()):
-                    for channel in room.due(now):
-                        self._emit(room, room.flush(channel, self.position, now), now)
+                    try:
+                        for channel in room.due(now):
+                            self._emit(room, room.flush(channel, self.position, now), now)
+                    except Exception:  # the timers must keep running for the other rooms
+                        log.exception("relay: flushing room %s failed", room.name)
 
     def _emit(self, room: Room, emission: Emission, now: float) -> None:
         self.server.emit(emission.event, emission.payload, to=room.name, namespace="/",
@@ -222,6 +225,9 @@ class Relay:
         Returns the room, the number of events replayed and the client's cursor.
         """
         assert self.position is not None
+        if not self.server.manager.is_connected(sid, "/"):
+            # it left while its replay was being read: joining now would leave a dead member
+            raise SubscribeError("disconnected", "the client disconnected during subscribe")
         now = self.clock()
         if room is None:
             room = Room(sub, self.settings.batch_windows, self.settings.max_batch_size,

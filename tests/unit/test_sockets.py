@@ -416,3 +416,28 @@ def test_resume_on_a_node_whose_room_is_behind_repeats_nothing(
     assert viewer_inbox.event_ids() == first + second + third
     for client in (viewer, resumed):
         client.disconnect()
+
+
+def test_a_client_gone_during_subscribe_leaves_no_member_behind(
+        connect: Callable[..., Any], node: Node, http: FlaskClient, ev: Any,
+        wait_for: Callable[..., Any]) -> None:
+    """The disconnect lands while the replay is being read: the room must not keep it."""
+    ids = post(http, [ev.log(str(i)) for i in range(5)])
+    client, _ = connect()
+    wait_for(lambda: node.relay.position == parse_id(ids[-1]), message="relay caught up")
+    relay = node.relay
+    read = relay.log.read
+
+    def read_then_disconnect(after: Any, count: int, block_ms: int | None = None) -> Any:
+        if block_ms is None:  # the replay read of subscribe (the relay's own reads block)
+            relay.log.read = read  # type: ignore[method-assign]
+            client.disconnect()
+        return read(after, count, block_ms)
+
+    relay.log.read = read_then_disconnect  # type: ignore[method-assign]
+    try:
+        client.emit("subscribe", {"swarm": "alpha", "since": "0-0"}, callback=True)
+    finally:
+        relay.log.read = read  # type: ignore[method-assign]
+    assert not client.is_connected()
+    assert relay.clients == {} and relay.rooms == {}
