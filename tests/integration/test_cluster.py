@@ -11,13 +11,14 @@ import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from swarmdash import Publisher
-from tests.helpers import DashClient, id_key, wait_for
+from tests.helpers import DashClient, free_port, id_key, node_env, start_node, wait_for
 
 from .conftest import Cluster
 
@@ -309,3 +310,43 @@ def test_publish_and_simulate_commands_feed_the_cluster(
     snapshot = requests.get(f"{cluster.nodes[1].url}/api/v1/snapshot?swarm=swarm-1",
                             timeout=5).json()
     assert len(snapshot["agents"]) == 6
+
+
+def test_clients_of_a_killed_node_resume_on_the_others(
+        cluster: Cluster, clients: list[DashClient], tmp_path: Path) -> None:
+    """kill -9 a node mid-stream: its viewers resume elsewhere from their cursors."""
+    swarm = "killed"
+    env = node_env(cluster.redis.url, "node4", free_port(), COALESCE_AGENT_UPDATES="false",
+                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-test-{cluster.redis.port}")
+    doomed = start_node("node4", "gunicorn", env, tmp_path)
+    feed = Feed([n.url for n in cluster.nodes], swarm)
+    try:
+        victims = [DashClient(doomed.url).connect() for _ in range(4)]
+        clients.extend(victims)
+        starts = [v.subscribe(swarm=swarm, channels=["agent", "log"])["cursor"] for v in victims]
+        feed.start()
+        wait_for(lambda: all(len(v.delivered()) >= 10 for v in victims), 15,
+                 message="events on the doomed node")
+        doomed.process.kill()
+        wait_for(lambda: not any(v.sio.connected for v in victims), 15,
+                 message="viewers notice the dead node")
+        resumed = []
+        for i, victim in enumerate(victims):
+            survivor = cluster.client(i % 3)
+            clients.append(survivor)
+            ack = survivor.subscribe(swarm=swarm, channels=["agent", "log"], since=victim.cursor)
+            assert ack["ok"] and not ack["gap"], ack
+            resumed.append(survivor)
+        target = len(feed.accepted) + 20
+        wait_for(lambda: len(feed.accepted) >= target, 15, message="events after the kill")
+    finally:
+        feed.stop()
+        doomed.process.kill()
+    for victim, survivor, start in zip(victims, resumed, starts, strict=True):
+        def got(victim: DashClient = victim, survivor: DashClient = survivor) -> list[str]:
+            return victim.delivered_ids() + survivor.delivered_ids()
+        wait_for(lambda got=got: set(feed.accepted) <= set(got()), 15,
+                 message="every accepted event after resuming")
+        ids = got()
+        assert len(ids) == len(set(ids)), "an event was delivered twice across the kill"
+        assert set(ids) == {i for i in feed.accepted if id_key(i) > id_key(start)}
