@@ -1,4 +1,4 @@
-"""``swarmdash``: serve | demo | simulate | publish | notify | settings.
+"""``swarmdash``: serve | demo | simulate | publish | notify | watch | settings.
 
 Nothing heavy is imported at module level. ``serve`` and ``demo`` run gunicorn's gevent
 worker (which patches its own process); ``serve`` with ASYNC_MODE=eventlet monkey-patches
@@ -186,6 +186,22 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .watch import Watcher
+
+    subscription: dict[str, Any] = {"swarm": args.swarm,
+                                    "channels": [c for c in args.channels.split(",") if c]}
+    if args.agent_id:
+        subscription["agent_id"] = args.agent_id
+    transports = [args.transport] if args.transport else None
+    watcher = Watcher(args.url, subscription, sys.stdout, transports, args.count)
+    try:
+        watcher.run(args.duration)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.defaults:
         for name, default, doc in describe():
@@ -240,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=("info", "warning", "error", "critical"))
     notify.add_argument("--queue-url", help="default: MESSAGE_QUEUE_URL, else REDIS_URL")
     notify.set_defaults(func=cmd_notify)
+
+    watch = sub.add_parser("watch", help="print a live subscription in the terminal, "
+                           "resuming from its cursor after every reconnect")
+    watch.add_argument("--url", default="http://127.0.0.1:8050")
+    watch.add_argument("--swarm", default="*")
+    watch.add_argument("--channels", default="agent,task,metric,log")
+    watch.add_argument("--agent-id")
+    watch.add_argument("--transport", choices=("websocket", "polling"),
+                       help="default: long-polling, then upgrade to websocket")
+    watch.add_argument("--count", type=int, help="stop after this many events")
+    watch.add_argument("--duration", type=float, help="stop after this many seconds")
+    watch.set_defaults(func=cmd_watch)
 
     env = sub.add_parser("settings", help="validate the settings in effect and print them "
                          "(secrets masked); --defaults prints the defaults in .env format")

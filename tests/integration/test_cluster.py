@@ -350,3 +350,31 @@ def test_clients_of_a_killed_node_resume_on_the_others(
         ids = got()
         assert len(ids) == len(set(ids)), "an event was delivered twice across the kill"
         assert set(ids) == {i for i in feed.accepted if id_key(i) > id_key(start)}
+
+
+def subscribes_ok(node_url: str) -> float:
+    """How many subscribe requests this node has acknowledged with ok (from /metrics)."""
+    for line in requests.get(f"{node_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith('swarmdash_subscribe_total{outcome="ok"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_watch_command_tails_a_subscription(cluster: Cluster) -> None:
+    node = cluster.nodes[1].url
+    before = subscribes_ok(node)
+    env = {**os.environ, "SWARMDASH_ENV_FILE": "/nonexistent"}
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "swarmdash.cli", "watch", "--url", node, "--swarm", "tail",
+         "--channels", "log", "--count", "3", "--duration", "30"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: subscribes_ok(node) > before, 15, message="the watcher subscribed")
+        ids = post(cluster.nodes[0].url, [log_event("tail", i) for i in range(3)]).json()["ids"]
+        out, err = watch.communicate(timeout=30)
+    finally:
+        watch.kill()
+    assert watch.returncode == 0, err
+    lines = [line for line in out.splitlines() if not line.startswith("#")]
+    assert [line.split()[1] for line in lines] == ids
+    assert all(" log " in line and "tail/agent-1 [info] line" in line for line in lines)
