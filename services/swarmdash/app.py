@@ -48,7 +48,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, DEBUG=settings.flask_debug,
-                      MAX_CONTENT_LENGTH=settings.max_payload_bytes, JSON_SORT_KEYS=False)
+                      MAX_CONTENT_LENGTH=settings.max_payload_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     socketio = SocketIO(
         app,
@@ -76,7 +76,8 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     def index() -> str:
         return render_template("index.html", node=settings.node_name, version=VERSION)
 
-    if settings.secret_key == DEFAULT_SECRET_KEY and not settings.flask_debug:
+    if (settings.secret_key == DEFAULT_SECRET_KEY and not settings.flask_debug
+            and not event_log.embedded):  # a shared deployment, not the local demo
         log.warning("SECRET_KEY is the built-in development key: set your own in production")
     if event_log.embedded:
         log.info("node %s: embedded in-memory event log (single node; set REDIS_URL to scale out)",
