@@ -15,6 +15,7 @@ from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
 from .relay import Relay
 from .settings import DEFAULT_SECRET_KEY, Settings
+from .watchdog import SlowConsumerWatchdog
 
 log = logging.getLogger("swarmdash")
 
@@ -89,4 +90,6 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         server.manager_initialized = True
         server.manager.initialize()
     relay.start()
+    watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep)
+    socketio.start_background_task(watchdog.run)
     return app
