@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Python:
-# installs what the tests need (redis-server, rabbitmq-server, python3-venv), makes .venv with
-# the dev extras, then runs ruff, mypy and pytest. Extra arguments go to pytest.
+# installs what the tests need (redis-server, rabbitmq-server, python3-venv, Node.js for the
+# official socket.io client), makes .venv with the dev extras and tests/js/node_modules, then
+# runs ruff, mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
@@ -29,6 +32,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 echo "== ruff"; .venv/bin/ruff check services tests docs
 echo "== mypy"; .venv/bin/mypy

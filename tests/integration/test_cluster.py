@@ -47,9 +47,11 @@ class Feed(threading.Thread):
     until it is accepted; ``accepted`` holds the ids of every accepted event.
     """
 
-    def __init__(self, urls: list[str], swarm: str, retry_for: float = 30.0):
+    def __init__(self, urls: list[str], swarm: str, retry_for: float = 30.0,
+                 batches: int | None = None):
         super().__init__(daemon=True)
         self.urls, self.swarm, self.retry_for = urls, swarm, retry_for
+        self.batches = batches  # stop after this many accepted batches (None: until stop())
         self.accepted: list[str] = []
         self.refused: Counter[int] = Counter()
         self.errors = 0
@@ -62,7 +64,8 @@ class Feed(threading.Thread):
         given_up_at: float | None = None
         for url in itertools.cycle(self.urls):
             stopping = self.stop_flag.wait(0.02)
-            if stopping and pending is None:
+            if pending is None and (stopping or len(self.accepted) >= 2 * (
+                    self.batches if self.batches is not None else float("inf"))):
                 return
             if pending is None:
                 n = next(_seq)

@@ -1,0 +1,45 @@
+// A dashboard-like client on the official socket.io-client: subscribe, keep the cursor,
+// resume with `since` after a reconnect. Prints one JSON line per received message and a
+// final summary. Usage: node client.mjs URL SWARM COUNT [transport] [--drop-after N]
+import { io } from "socket.io-client";
+
+const [url, swarm, countText, transport = "", ...rest] = process.argv.slice(2);
+const wanted = Number(countText);
+const dropAfter = rest[0] === "--drop-after" ? Number(rest[1]) : Infinity;
+const options = { reconnectionDelay: 100, reconnectionDelayMax: 500 };
+if (transport) options.transports = [transport];
+const socket = io(url, options);
+const ids = [];
+let cursor = null;
+let dropped = false;
+const done = (code, reason) => {
+  console.log(JSON.stringify({ summary: true, ids, cursor, reason }));
+  process.exit(code);
+};
+setTimeout(() => done(1, "timeout"), 30000);
+
+socket.on("connect", async () => {
+  const request = { swarm, channels: ["agent", "log"] };
+  if (cursor) request.since = cursor;
+  const ack = await socket.timeout(10000).emitWithAck("subscribe", request);
+  console.log(JSON.stringify({ ack: { ok: ack.ok, replayed: ack.replayed, gap: ack.gap,
+                                      transport: socket.io.engine.transport.name } }));
+  if (!ack.ok) done(1, ack.error);
+  if (!cursor) cursor = ack.cursor;
+});
+
+const take = (name) => (message) => {
+  const events = message.batch ?? [message];
+  for (const event of events) ids.push(event.id);
+  if (message.cursor) cursor = message.cursor;
+  console.log(JSON.stringify({ name, count: events.length, replay: !!message.replay }));
+  if (!dropped && ids.length >= dropAfter) {
+    dropped = true;
+    socket.io.engine.close();  // a network drop: the manager reconnects by itself
+  }
+  if (ids.length >= wanted) done(0, "complete");
+};
+for (const name of ["agent_update_batch", "log_update_batch", "system_alert",
+                    "agent_critical_update"]) {
+  socket.on(name, take(name));
+}
