@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +17,7 @@ from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.keys import Keys
 from swarmdash.node import Node, node_of
 from swarmdash.settings import Settings, load_settings
+from tests import helpers
 
 #: A port nothing listens on: connecting to it is refused at once.
 CLOSED_URL = "redis://127.0.0.1:1/0"
@@ -72,18 +73,8 @@ def ev() -> type[EventFactory]:
     return EventFactory
 
 
-def _wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005,
-              message: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail clearly on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            what = message or getattr(predicate, "__name__", repr(predicate))
-            pytest.fail(f"condition not met within {timeout}s: {what}")
-        time.sleep(interval)
+#: In-process conditions change fast: poll often, give up after 5 s.
+_wait_for = functools.partial(helpers.wait_for, timeout=5.0, interval=0.005)
 
 
 @pytest.fixture
