@@ -40,6 +40,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {message}{detail}")
 
 
+def metric_value(node_url: str, sample: str) -> float:
+    """The value of one sample (``name`` or ``name{labels}``) on a node's /metrics."""
+    for line in requests.get(f"{node_url}/metrics", timeout=5).text.splitlines():
+        if line.rsplit(" ", 1)[0] == sample:
+            return float(line.split()[-1])
+    return 0.0
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))

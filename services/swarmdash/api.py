@@ -133,9 +133,10 @@ def events() -> tuple[Response, int]:
             found = [e for e in recent if sub.matches(e)][-limit:]
             head = event_id(recent[-1]) if recent else log.last_id()
             return jsonify({"events": found, "cursor": format_id(head), "gap": False}), 200
-        if since.base > log.last_id():
+        trimmed, last = log.bounds()
+        if since.base > last:
             return error(400, "since: cursor is ahead of the stream (not issued here)")
-        gap = since.lowest < log.trimmed_upto()
+        gap = since.lowest < trimmed
         found, position = [], since.lowest
         scanned, scan_limit = 0, limit * 20
         while len(found) < limit and scanned < scan_limit:

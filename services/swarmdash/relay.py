@@ -153,9 +153,10 @@ class Relay:
         snapshot: dict[str, Any] | None = None
         try:
             if since is not None:
-                if since.base > self.log.last_id():
+                trimmed, last = self.log.bounds()
+                if since.base > last:
                     raise SubscribeError("invalid_cursor", "cursor is ahead of the stream")
-                gap = since.lowest < self.log.trimmed_upto()
+                gap = since.lowest < trimmed
             if since is None or gap:
                 snap = self.log.snapshot(None if sub.swarm == "*" else sub.swarm)
                 snapshot = snapshot_of(sub, snap)

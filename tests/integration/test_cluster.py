@@ -18,7 +18,15 @@ import pytest
 import requests
 
 from swarmdash import Publisher
-from tests.helpers import DashClient, free_port, id_key, node_env, start_node, wait_for
+from tests.helpers import (
+    DashClient,
+    free_port,
+    id_key,
+    metric_value,
+    node_env,
+    start_node,
+    wait_for,
+)
 
 from .conftest import Cluster
 
@@ -356,11 +364,8 @@ def test_clients_of_a_killed_node_resume_on_the_others(
 
 
 def subscribes_ok(node_url: str) -> float:
-    """How many subscribe requests this node has acknowledged with ok (from /metrics)."""
-    for line in requests.get(f"{node_url}/metrics", timeout=5).text.splitlines():
-        if line.startswith('swarmdash_subscribe_total{outcome="ok"}'):
-            return float(line.split()[-1])
-    return 0.0
+    """How many subscribe requests this node has acknowledged with ok."""
+    return metric_value(node_url, 'swarmdash_subscribe_total{outcome="ok"}')
 
 
 def test_watch_command_tails_a_subscription(cluster: Cluster) -> None:

@@ -11,7 +11,16 @@ import pytest
 import requests
 import websocket
 
-from tests.helpers import DashClient, Node, RedisServer, free_port, node_env, start_node, wait_for
+from tests.helpers import (
+    DashClient,
+    Node,
+    RedisServer,
+    free_port,
+    metric_value,
+    node_env,
+    start_node,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 MAX_QUEUE = 300
@@ -47,10 +56,7 @@ def stuck_client(url: str, swarm: str) -> websocket.WebSocket:
 
 
 def drops(url: str) -> float:
-    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith("swarmdash_slow_consumer_drops_total "):
-            return float(line.split()[-1])
-    return 0.0
+    return metric_value(url, "swarmdash_slow_consumer_drops_total")
 
 
 def test_a_client_that_stops_reading_is_dropped_and_nobody_else_notices(node: Node) -> None:

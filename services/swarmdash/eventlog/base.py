@@ -79,6 +79,10 @@ class EventLog(abc.ABC):
     def trimmed_upto(self) -> StreamId:
         """Highest ID no longer kept: a cursor below it has a gap."""
 
+    def bounds(self) -> tuple[StreamId, StreamId]:
+        """(:meth:`trimmed_upto`, :meth:`last_id`), read together where the store allows."""
+        return self.trimmed_upto(), self.last_id()
+
     @abc.abstractmethod
     def snapshot(self, swarm: str | None) -> Snapshot:
         """State of one swarm (``None``: all), read atomically with its cursor."""

@@ -118,14 +118,25 @@ class RedisEventLog(EventLog):
         return info
 
     def last_id(self) -> StreamId:
-        last = self._info().get("last-generated-id")
-        return parse_id(last) if last else ZERO
+        return self._last_of(self._info())
 
     def trimmed_upto(self) -> StreamId:
+        return self._trimmed_of(self._info())
+
+    def bounds(self) -> tuple[StreamId, StreamId]:
+        info = self._info()  # one XINFO for both
+        return self._trimmed_of(info), self._last_of(info)
+
+    @staticmethod
+    def _last_of(info: dict[str, Any]) -> StreamId:
+        last = info.get("last-generated-id")
+        return parse_id(last) if last else ZERO
+
+    @staticmethod
+    def _trimmed_of(info: dict[str, Any]) -> StreamId:
         # MAXLEN trimming does not move max-deleted-entry-id (only XDEL does), so when the
         # stream holds fewer entries than were ever added, everything before its first
         # entry is gone: report the highest ID below that first entry.
-        info = self._info()
         deleted = info.get("max-deleted-entry-id")
         upto = parse_id(deleted) if deleted else ZERO
         if int(info.get("entries-added") or 0) > int(info.get("length") or 0):
