@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from . import metrics
+from . import metrics, registry
 from .batching import Subscription, event_id
 from .cursor import Cursor, format_id
 from .eventlog import BackendUnavailable
@@ -26,6 +26,8 @@ from .node import current_node
 api = Blueprint("api", __name__)
 #: A client-chosen batch name: a retry with the same key is stored once (IDEMPOTENCY_TTL).
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: Sent by a dashboard polling GET /api/v1/events because its socket failed (value: fallback).
+MODE_HEADER = "X-Swarmdash-Mode"
 
 
 def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
@@ -37,6 +39,13 @@ def unavailable(exc: Exception, what: str = "") -> tuple[Response, int]:
     response, status = error(503, f"event store unavailable{what}; retry"
                              + (f" (with the same {IDEMPOTENCY_HEADER})" if what else ""),
                              detail=str(exc)[:200])
+    response.headers["Retry-After"] = "1"
+    return response, status
+
+
+def registry_unavailable(exc: Exception) -> tuple[Response, int]:
+    metrics.REDIS_ERRORS.labels(component="registry").inc()
+    response, status = error(503, "cluster registry unavailable; retry", detail=str(exc)[:200])
     response.headers["Retry-After"] = "1"
     return response, status
 
@@ -116,6 +125,8 @@ def events() -> tuple[Response, int]:
     """Events after ``since`` matching the filter; the cursor continues where this stopped."""
     node = current_node()
     s = node.settings
+    if request.headers.get(MODE_HEADER) == "fallback":
+        metrics.FALLBACK_POLLS.inc()
     try:
         sub = _query_filter()
         limit = int(request.args.get("limit", s.events_page_limit))
@@ -154,6 +165,28 @@ def events() -> tuple[Response, int]:
     except BackendUnavailable as exc:
         return unavailable(exc)
     return jsonify({"events": found, "cursor": since.advanced(position).encode(), "gap": gap}), 200
+
+
+@api.get("/api/v1/cluster")
+def cluster() -> tuple[Response, int]:
+    """Live nodes (heartbeat within HEARTBEAT_TTL) and the totals across them."""
+    node = current_node()
+    try:
+        live = node.registry.live()
+    except Exception as exc:
+        return registry_unavailable(exc)
+    return jsonify(registry.summary(live)), 200
+
+
+@api.get("/api/v1/cluster/targets")
+def cluster_targets() -> tuple[Response, int]:
+    """Prometheus HTTP service discovery: every node seen within TARGET_RETENTION."""
+    node = current_node()
+    try:
+        records = node.registry.targets(node.settings.target_retention)
+    except Exception as exc:
+        return registry_unavailable(exc)
+    return jsonify(registry.prometheus_targets(records)), 200
 
 
 @api.get("/health")

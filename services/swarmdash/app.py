@@ -9,10 +9,11 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import cors, sockets
+from . import cors, metrics, sockets
 from .api import api
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
+from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
 from .settings import DEFAULT_SECRET_KEY, Settings
 from .watchdog import SlowConsumerWatchdog
@@ -33,6 +34,17 @@ def client_manager(url: str, channel: str, *, timeout: float = 2.0,
     return socketio_lib.RedisManager(
         url, channel=channel, write_only=write_only,
         redis_options={"socket_connect_timeout": timeout, "health_check_interval": 10})
+
+
+def open_registry(settings: Settings) -> Registry:
+    """The cluster registry: in Redis when the node shares one, else this node alone."""
+    if settings.embedded:
+        return MemoryRegistry()
+    from .eventlog.redis import connect
+    from .keys import Keys
+
+    return RedisRegistry(connect(settings.redis_url, settings.redis_timeout, max_connections=2),
+                         Keys(settings.redis_key_prefix))
 
 
 def _cors(settings: Settings) -> Any:
@@ -67,7 +79,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     event_log = event_log or open_event_log(settings)
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
-    node = Node(settings, event_log, socketio, relay)
+    node = Node(settings, event_log, socketio, relay, registry=open_registry(settings))
     app.extensions["swarmdash"] = node
     app.register_blueprint(api)
     cors.install(app, settings.cors_allowed_origins)
@@ -90,6 +102,8 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         server.manager_initialized = True
         server.manager.initialize()
     relay.start()
+    metrics.CONNECTION_LIMIT.set(settings.worker_connections)
+    socketio.start_background_task(node.heartbeat_loop)
     watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep)
     socketio.start_background_task(watchdog.run)
     return app

@@ -5,6 +5,8 @@ Used by ``gunicorn -c infra/gunicorn.conf.py swarmdash.wsgi:app`` (production) a
 Values come from the node's settings (environment / .env): a node is configured in one place.
 """
 
+from typing import Any
+
 from swarmdash.settings import load_settings
 
 _settings = load_settings()
@@ -24,3 +26,10 @@ loglevel = _settings.log_level
 # Each master would otherwise share ~/.gunicorn/gunicorn.ctl with every other node on the host.
 control_socket_disable = True
 proc_name = f"swarmdash-{_settings.node_name}"
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Leave the cluster registry at once on a clean stop (a crash relies on the TTL)."""
+    node = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("swarmdash")
+    if node is not None:
+        node.leave()

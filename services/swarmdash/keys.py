@@ -6,6 +6,8 @@
 ``<prefix>:swarm:<name>:tasks``     hash task_id -> latest task event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks:done``  zset of finished task ids by ts (bounds the task hash)
 ``<prefix>:idem:<key>``             ids of a batch stored under an idempotency key (with a TTL)
+``<prefix>:cluster:nodes``          hash node name -> its last heartbeat record (JSON)
+``<prefix>:cluster:alive:<node>``   present while the node heartbeats (expires after HEARTBEAT_TTL)
 The Lua scripts in ``eventlog/`` receive :meth:`Keys.swarm_prefix` and append the
 ``:agents`` / ``:tasks`` / ``:tasks:done`` suffixes defined here.
 """
@@ -37,6 +39,13 @@ class Keys:
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:idem:{key}"
+
+    @property
+    def cluster_nodes(self) -> str:
+        return f"{self.prefix}:cluster:nodes"
+
+    def node_alive(self, node: str) -> str:
+        return f"{self.prefix}:cluster:alive:{node}"
 
     def agents(self, swarm: str) -> str:
         return f"{self.swarm_prefix}{swarm}{AGENTS_SUFFIX}"

@@ -41,6 +41,15 @@ REDIS_ERRORS = Counter(f"{NS}_redis_errors_total", "Failed calls to Redis", ["co
 SLOW_CONSUMER_DROPS = Counter(f"{NS}_slow_consumer_drops_total",
                               "Clients disconnected because their queue overflowed",
                               registry=REGISTRY)
+CLUSTER_NODES = Gauge(f"{NS}_cluster_nodes",
+                      "Live nodes in the cluster registry, as this node sees it",
+                      registry=REGISTRY)
+CONNECTION_LIMIT = Gauge(f"{NS}_connection_limit",
+                         "Connections this node's server accepts (gunicorn worker_connections)",
+                         registry=REGISTRY)
+FALLBACK_POLLS = Counter(f"{NS}_fallback_polls_total",
+                         "GET /api/v1/events made by dashboards in polling fallback",
+                         registry=REGISTRY)
 SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
                     registry=REGISTRY)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
+from . import metrics
 from .eventlog import EventLog
+from .registry import MemoryRegistry, Record, Registry
 from .relay import Relay
 from .settings import Settings
 
 VERSION = "0.1.0"
+log = logging.getLogger("swarmdash.node")
 
 
 @dataclass
@@ -24,6 +28,8 @@ class Node:
     relay: Relay
     started: float = field(default_factory=time.time)
     clients: set[str] = field(default_factory=set)
+    registry: Registry = field(default_factory=MemoryRegistry)
+    stopping: bool = False
 
     @property
     def uptime(self) -> float:
@@ -47,6 +53,45 @@ class Node:
                       "{}-{}".format(*self.relay.position)},
         }
         return body, ok
+
+
+    def record(self) -> Record:
+        """This node's heartbeat record in the cluster registry."""
+        return {
+            "node": self.settings.node_name,
+            "address": self.settings.advertised_address,
+            "version": VERSION,
+            "engine": self.settings.async_mode,
+            "started": round(self.started, 3),
+            "uptime": round(self.uptime, 3),
+            "clients": len(self.clients),
+            "clients_per_swarm": self.relay.subscribers(),
+            "ts": round(time.time(), 3),
+        }
+
+    def beat(self) -> bool:
+        """Write one heartbeat; False (logged, counted) when the registry is unreachable."""
+        try:
+            self.registry.beat(self.record(), self.settings.heartbeat_ttl)
+            metrics.CLUSTER_NODES.set(len(self.registry.live()))
+        except Exception as exc:  # Redis down: the node keeps serving; the TTL tells the rest
+            metrics.REDIS_ERRORS.labels(component="registry").inc()
+            log.warning("heartbeat failed: %s", exc)
+            return False
+        return True
+
+    def heartbeat_loop(self) -> None:
+        while not self.stopping:
+            self.beat()
+            self.socketio.sleep(self.settings.heartbeat_interval)
+
+    def leave(self) -> None:
+        """Stopping on purpose: drop out of the live nodes now rather than after the TTL."""
+        self.stopping = True
+        try:
+            self.registry.leave(self.settings.node_name)
+        except Exception as exc:
+            log.warning("could not leave the registry: %s", exc)
 
 
 def current_node() -> Node:

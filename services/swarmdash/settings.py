@@ -56,6 +56,10 @@ class Settings:
     # --- node ------------------------------------------------------------------------
     node_id: str = _env("NODE_ID", "", "Name of this node (default: <hostname>:<port>).")
     host: str = _env("HOST", "127.0.0.1", "Address the node listens on.")
+    node_address: str = _env(
+        "NODE_ADDRESS", "",
+        "host:port other processes reach this node at (default: HOST:PORT, or this host's "
+        "address when HOST is 0.0.0.0); published in the cluster registry.")
     port: int = _env("PORT", 8050, "Port the node listens on.", min=1, max=65535)
     async_mode: str = _env(
         "ASYNC_MODE", "gevent", "Engine of `swarmdash serve`: gevent, eventlet or threading.",
@@ -95,6 +99,19 @@ class Settings:
     task_history: int = _env(
         "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
         max=100_000)
+
+    # --- cluster registry -----------------------------------------------------------
+    heartbeat_interval: float = _env(
+        "HEARTBEAT_INTERVAL", 2.0, "Seconds between two heartbeats of a node in the registry.",
+        min=0.1, max=300)
+    heartbeat_ttl: float = _env(
+        "HEARTBEAT_TTL", 10.0,
+        "Seconds after its last heartbeat a node drops out of /api/v1/cluster.", min=0.5,
+        max=3600)
+    target_retention: int = _env(
+        "TARGET_RETENTION", 600,
+        "Seconds a node that stopped heartbeating stays a Prometheus target (so `up == 0` "
+        "shows it down).", min=0, max=86400 * 7)
 
     # --- batching and relay ----------------------------------------------------------
     batch_window_agent_ms: int = _env(
@@ -153,6 +170,19 @@ class Settings:
     @property
     def node_name(self) -> str:
         return self.node_id or f"{socket.gethostname()}:{self.port}"
+
+    @property
+    def advertised_address(self) -> str:
+        """host:port at which Prometheus, HAProxy and other nodes reach this node."""
+        if self.node_address:
+            return self.node_address
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            try:
+                host = socket.gethostbyname(socket.gethostname())
+            except OSError:
+                host = socket.gethostname()
+        return f"{host}:{self.port}"
 
     @property
     def queue_url(self) -> str:
@@ -291,6 +321,10 @@ def load_settings(
 
 
 def _check_consistency(s: Settings) -> None:
+    if s.heartbeat_ttl <= s.heartbeat_interval:
+        raise SettingsError(
+            f"HEARTBEAT_TTL={s.heartbeat_ttl:g} must be longer than "
+            f"HEARTBEAT_INTERVAL={s.heartbeat_interval:g}, or live nodes would flicker out")
     if s.message_queue_url and s.embedded:
         raise SettingsError(
             "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "

@@ -149,6 +149,7 @@ def make_app() -> Iterator[Callable[..., Flask]]:
 
     yield build
     for node in nodes:
+        node.stopping = True
         node.relay.stop()
         node.event_log.close()
 
