@@ -1,4 +1,4 @@
-"""``swarmdash``: serve | demo | simulate | publish | notify | watch | settings.
+"""``swarmdash``: serve | demo | simulate | publish | notify | watch | cluster | settings.
 
 Nothing heavy is imported at module level. ``serve`` and ``demo`` run gunicorn's gevent
 worker (which patches its own process); ``serve`` with ASYNC_MODE=eventlet monkey-patches
@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, help="stop after this many events")
     watch.add_argument("--duration", type=float, help="stop after this many seconds")
     watch.set_defaults(func=cmd_watch)
+
+    from .cluster_cli import add_parser as add_cluster
+
+    add_cluster(sub)
 
     env = sub.add_parser("settings", help="validate the settings in effect and print them "
                          "(secrets masked); --defaults prints the defaults in .env format")

@@ -121,6 +121,8 @@ class RedisRegistry(Registry):
 def summary(live: list[Record]) -> dict[str, Any]:
     """The cluster as ``GET /api/v1/cluster`` shows it: live nodes and the totals."""
     per_swarm: dict[str, int] = {}
+    now = time.time()
+    live = [{**rec, "uptime": round(now - float(rec.get("started", now)), 3)} for rec in live]
     for rec in live:
         for swarm, n in (rec.get("clients_per_swarm") or {}).items():
             per_swarm[swarm] = per_swarm.get(swarm, 0) + int(n)

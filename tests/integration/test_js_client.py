@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections import Counter
@@ -19,13 +20,15 @@ pytestmark = pytest.mark.integration
 CLIENT = ROOT / "tests" / "js" / "client.mjs"
 
 
-def run_js(url: str, swarm: str, count: int, *extra: str) -> subprocess.Popen[str]:
+def run_js(url: str, swarm: str, count: int, *extra: str,
+           env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     node = shutil.which("node")
     assert node, "Node.js is needed for the official client (tests/run.sh installs it)"
     assert (CLIENT.parent / "node_modules" / "socket.io-client").is_dir(), \
         "run `npm ci --prefix tests/js` (tests/run.sh does)"
     return subprocess.Popen([node, str(CLIENT), url, swarm, str(count), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
 
 
 def lines(out: str) -> list[dict[str, Any]]:

@@ -12,6 +12,9 @@ const socket = io(url, options);
 const ids = [];
 let cursor = null;
 let dropped = false;
+let acks = 0;
+// Complete once every wanted event arrived and, if a drop was asked for, after the resume.
+const complete = () => ids.length >= wanted && (dropAfter === Infinity || acks >= 2);
 const done = (code, reason) => {
   console.log(JSON.stringify({ summary: true, ids, cursor, reason }));
   process.exit(code);
@@ -25,7 +28,9 @@ socket.on("connect", async () => {
   console.log(JSON.stringify({ ack: { ok: ack.ok, replayed: ack.replayed, gap: ack.gap,
                                       transport: socket.io.engine.transport.name } }));
   if (!ack.ok) done(1, ack.error);
+  acks += 1;
   if (!cursor) cursor = ack.cursor;
+  if (complete()) done(0, "complete");
 });
 
 const take = (name) => (message) => {
@@ -37,7 +42,7 @@ const take = (name) => (message) => {
     dropped = true;
     socket.io.engine.close();  // a network drop: the manager reconnects by itself
   }
-  if (ids.length >= wanted) done(0, "complete");
+  if (complete()) done(0, "complete");
 };
 for (const name of ["agent_update_batch", "log_update_batch", "system_alert",
                     "agent_critical_update"]) {

@@ -1,0 +1,536 @@
+"""The cluster without Docker: redis-server, N nodes under gunicorn, HAProxy, optionally
+Prometheus, as real processes on loopback, from the repository's own config files.
+
+The topology is the docker-compose one: HAProxy runs ``haproxy/haproxy.cfg`` unchanged and
+finds the nodes through DNS (:mod:`swarmdash.localdns` answers for the nodes this cluster
+runs), each node binds its own loopback address (127.0.1.1, 127.0.1.2, …) on the same
+port, like containers. Processes outlive the command that started them; their pids, ports
+and addresses live in ``<dir>/cluster.json`` so ``status``, ``down`` and the node
+commands work from another shell. Logs: ``<dir>/logs/<process>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+NODES_FQDN = "nodes.swarmdash.local"
+STATE_FILE = "cluster.json"
+#: Node slots in HAProxy's server-template: the most nodes the local cluster can run.
+MAX_NODES = 10
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def repo_root() -> Path:
+    """The checkout holding haproxy/ and infra/ (the local cluster runs from a checkout)."""
+    env = os.environ.get("SWARMDASH_REPO")
+    for root in ([Path(env)] if env else []) + [Path(__file__).resolve().parents[2], Path.cwd()]:
+        if (root / "haproxy" / "haproxy.cfg").is_file():
+            return root
+    raise ClusterError("haproxy/haproxy.cfg not found: run from a SwarmDash checkout "
+                       "or set SWARMDASH_REPO to one")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
+               interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except Exception:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own exited child) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def port_free(host: str, port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Ports:
+    plain: int = 8050   # HAProxy, plain HTTP (no redirect)
+    https: int = 8443   # HAProxy, TLS
+    http: int = 8080    # HAProxy, plain HTTP redirected to HTTPS
+    stats: int = 8404   # HAProxy stats page and Prometheus exporter
+    dns: int = 8053     # the local DNS responder (UDP)
+    redis: int = 6390
+    node: int = 8050    # every node, each on its own loopback address
+    prometheus: int = 9090
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    host: str
+    pid: int | None = None
+    running: bool = True  # listed in DNS (False once removed on purpose)
+
+
+@dataclass
+class State:
+    nodes: list[NodeInfo] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)  # redis, dns, haproxy, prometheus
+    ports: Ports = field(default_factory=Ports)
+    net: str = "127.0.1"
+    stickiness: str = "source"
+    node_env: dict[str, str] = field(default_factory=dict)
+    next_index: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        raw = json.loads(text)
+        return cls(nodes=[NodeInfo(**n) for n in raw["nodes"]], pids=raw["pids"],
+                   ports=Ports(**raw["ports"]), net=raw["net"], stickiness=raw["stickiness"],
+                   node_env=raw["node_env"], next_index=raw["next_index"])
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path, nodes: int = 3, *, ports: Ports | None = None,
+                 net: str = "127.0.1", stickiness: str = "source",
+                 node_env: dict[str, str] | None = None, prometheus: bool = False,
+                 ready_timeout: float = 60.0):
+        if not 1 <= nodes <= MAX_NODES:
+            raise ClusterError(f"--nodes must be between 1 and {MAX_NODES}")
+        if stickiness not in ("source", "cookie", "none"):
+            raise ClusterError("stickiness must be source, cookie or none")
+        self.dir = workdir.resolve()
+        self.count = nodes
+        self.prometheus = prometheus
+        self.ready_timeout = ready_timeout
+        self.state = State(ports=ports or Ports(), net=net, stickiness=stickiness,
+                           node_env=dict(node_env or {}))
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # --- state -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, workdir: Path) -> LocalCluster:
+        path = workdir.resolve() / STATE_FILE
+        if not path.is_file():
+            raise ClusterError(f"no cluster in {workdir} (no {STATE_FILE}); run `cluster up`")
+        cluster = cls(workdir)
+        cluster.state = State.from_json(path.read_text())
+        cluster.count = len(cluster.running_nodes())
+        return cluster
+
+    def save(self) -> None:
+        tmp = self.dir / (STATE_FILE + ".tmp")
+        tmp.write_text(self.state.to_json())
+        tmp.replace(self.dir / STATE_FILE)  # the DNS responder reads it at any moment
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.state.ports.plain}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.state.ports.https}"
+
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.state.ports.stats}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.state.ports.redis}/0"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.state.ports.prometheus}"
+
+    @property
+    def cert(self) -> Path:
+        return self.dir / "certs" / "swarmdash.pem"
+
+    def running_nodes(self) -> list[NodeInfo]:
+        return [n for n in self.state.nodes if n.running]
+
+    def node(self, name: str) -> NodeInfo:
+        for n in self.state.nodes:
+            if n.name == name:
+                return n
+        raise ClusterError(f"no node {name!r}; nodes: "
+                           + ", ".join(n.name for n in self.state.nodes))
+
+    def node_url(self, node: NodeInfo) -> str:
+        return f"http://{node.host}:{self.state.ports.node}"
+
+    # --- processes ---------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                                    cwd=self.dir, start_new_session=True)
+        self._children[proc.pid] = proc
+        return proc.pid
+
+    def _reap(self, pid: int) -> None:
+        proc = self._children.pop(pid, None)
+        if proc is not None:
+            proc.wait(5)
+
+    def _stop_pid(self, pid: int | None, timeout: float, sig: int = signal.SIGTERM) -> None:
+        if not pid:
+            return
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                proc = self._children.get(pid)
+                if proc is not None and proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        self._reap(pid)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        try:
+            text = (self.logs / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- up ----------------------------------------------------------------------------
+    def preflight(self) -> None:
+        for binary in ("redis-server", "haproxy") + (("prometheus",) if self.prometheus else ()):
+            if not (shutil.which(binary) or Path("/usr/sbin", binary).exists()):
+                raise ClusterError(f"{binary} not found (Debian: apt-get install {binary})")
+        p = self.state.ports
+        wanted = [("127.0.0.1", p.plain), ("127.0.0.1", p.https), ("127.0.0.1", p.http),
+                  ("127.0.0.1", p.stats), ("127.0.0.1", p.redis)]
+        if self.prometheus:
+            wanted.append(("127.0.0.1", p.prometheus))
+        for host, port in wanted:
+            if not port_free(host, port):
+                raise ClusterError(f"{host}:{port} is in use (another cluster? `cluster down`)")
+        if not port_free("127.0.0.1", p.dns, socket.SOCK_DGRAM):
+            raise ClusterError(f"udp 127.0.0.1:{p.dns} is in use")
+
+    def up(self) -> LocalCluster:
+        if (self.dir / STATE_FILE).exists():
+            raise ClusterError(f"a cluster is already recorded in {self.dir}; `cluster down` first")
+        self.preflight()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._make_cert()
+            self._start_redis()
+            self.save()
+            self._start_dns()
+            for _ in range(self.count):
+                self.add_node(wait=False)
+            for n in self.running_nodes():
+                self._wait_node(n)
+            self._start_haproxy()
+            if self.prometheus:
+                self._start_prometheus()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _make_cert(self) -> None:
+        script = repo_root() / "haproxy" / "make-cert.sh"
+        subprocess.run(["bash", str(script), str(self.cert.parent)], check=True,
+                       capture_output=True)
+
+    def _redis_ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.state.ports.redis), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+
+    def _start_redis(self) -> None:
+        data = self.dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.state.pids["redis"] = self._spawn("redis", [
+            binary, "--port", str(self.state.ports.redis), "--bind", "127.0.0.1",
+            "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--daemonize", "no"])
+        wait_until(self._redis_ping, 15, "redis-server")
+
+    def restart_redis(self) -> None:
+        self._stop_pid(self.state.pids.get("redis"), 10)
+        self._start_redis()
+        self.save()
+
+    def _dns_answers(self) -> bool:
+        query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                 + b"".join(bytes([len(p)]) + p.encode() for p in NODES_FQDN.split("."))
+                 + b"\x00\x00\x01\x00\x01")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            s.sendto(query, ("127.0.0.1", self.state.ports.dns))
+            return s.recv(512)[:2] == b"\x12\x34"
+
+    def _start_dns(self) -> None:
+        self.state.pids["dns"] = self._spawn("dns", [
+            sys.executable, "-m", "swarmdash.localdns", "--listen",
+            f"127.0.0.1:{self.state.ports.dns}", "--name", NODES_FQDN,
+            "--state", str(self.dir / STATE_FILE)])
+        self.save()
+        wait_until(self._dns_answers, 15, "the DNS responder")
+
+    def node_environment(self, node: NodeInfo) -> dict[str, str]:
+        return {
+            "SWARMDASH_ENV_FILE": str(self.dir / "node.env"),  # none: the values below rule
+            "REDIS_URL": self.redis_url, "NODE_ID": node.name, "HOST": node.host,
+            "PORT": str(self.state.ports.node), "PYTHONUNBUFFERED": "1",
+            **self.state.node_env,
+        }
+
+    def _start_node(self, node: NodeInfo) -> None:
+        config = repo_root() / "infra" / "gunicorn.conf.py"
+        node.pid = self._spawn(node.name, [sys.executable, "-m", "gunicorn", "-c", str(config),
+                                           "swarmdash.wsgi:app"], self.node_environment(node))
+        node.running = True
+        self.save()
+
+    def _node_healthy(self, node: NodeInfo) -> bool:
+        return requests.get(f"{self.node_url(node)}/health", timeout=1).status_code == 200
+
+    def _wait_node(self, node: NodeInfo) -> None:
+        def ready() -> bool:
+            if not pid_alive(node.pid):
+                raise ClusterError(f"{node.name} exited:\n{self.tail(node.name)}")
+            return self._node_healthy(node)
+
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            try:
+                if ready():
+                    return
+            except ClusterError:
+                raise
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{node.name} not healthy:\n{self.tail(node.name)}")
+            time.sleep(0.05)
+
+    def add_node(self, wait: bool = True) -> NodeInfo:
+        """Scale out: one more node, in DNS at once; HAProxy routes to it once it is UP."""
+        if len(self.running_nodes()) >= MAX_NODES:
+            raise ClusterError(f"at most {MAX_NODES} nodes (HAProxy's node slots)")
+        index = self.state.next_index
+        host = f"{self.state.net}.{index}"
+        if not port_free(host, self.state.ports.node):
+            raise ClusterError(f"{host}:{self.state.ports.node} is in use")
+        node = NodeInfo(name=f"node{index}", host=host)
+        self.state.next_index += 1
+        self.state.nodes.append(node)
+        self._start_node(node)
+        if wait:
+            self._wait_node(node)
+            if "haproxy" in self.state.pids:
+                self.wait_haproxy(lambda up: node.host in up)
+        return node
+
+    def remove_node(self, name: str) -> None:
+        """Scale in: out of DNS, HAProxy drains it, then it stops (its clients move)."""
+        node = self.node(name)
+        node.running = False
+        self.save()
+        if "haproxy" in self.state.pids:
+            self.wait_haproxy(lambda up: node.host not in up)
+        self._stop_pid(node.pid, self.graceful_timeout + 5)
+        self.state.nodes.remove(node)
+        self.save()
+
+    def restart_node(self, name: str) -> None:
+        """Stop a node (its clients reconnect elsewhere and resume) and start it again."""
+        node = self.node(name)
+        self._stop_pid(node.pid, self.graceful_timeout + 5)
+        if "haproxy" in self.state.pids:
+            self.wait_haproxy(lambda up: node.host not in up)
+        self._start_node(node)
+        self._wait_node(node)
+        if "haproxy" in self.state.pids:
+            self.wait_haproxy(lambda up: node.host in up)
+
+    def rolling_restart(self, on_step: Callable[[str], None] | None = None) -> None:
+        for node in list(self.running_nodes()):
+            self.restart_node(node.name)
+            if on_step:
+                on_step(node.name)
+
+    def kill_node(self, name: str) -> None:
+        """kill -9: a crash. The node stays in DNS; HAProxy's checks take it out."""
+        node = self.node(name)
+        if node.pid and pid_alive(node.pid):
+            os.killpg(node.pid, signal.SIGKILL)
+        if node.pid:
+            self._reap(node.pid)
+
+    @property
+    def graceful_timeout(self) -> float:
+        return float(self.state.node_env.get("GRACEFUL_TIMEOUT", 10))
+
+    # --- HAProxy -----------------------------------------------------------------------
+    def haproxy_environment(self) -> dict[str, str]:
+        p = self.state.ports
+        return {
+            "SWARMDASH_HAPROXY_MAXCONN": "8000",
+            "SWARMDASH_HAPROXY_SOCKET": str(self.dir / "haproxy.sock"),
+            "SWARMDASH_DNS": f"127.0.0.1:{p.dns}",
+            "SWARMDASH_HTTP_BIND": f"127.0.0.1:{p.http}",
+            "SWARMDASH_HTTPS_BIND": f"127.0.0.1:{p.https}",
+            "SWARMDASH_PLAIN_BIND": f"127.0.0.1:{p.plain}",
+            "SWARMDASH_STATS_BIND": f"127.0.0.1:{p.stats}",
+            "SWARMDASH_TLS_CERT": str(self.cert),
+            "SWARMDASH_STICKINESS": self.state.stickiness,
+            "SWARMDASH_MAX_NODES": str(MAX_NODES),
+            "SWARMDASH_NODES_FQDN": NODES_FQDN,
+            "SWARMDASH_NODE_PORT": str(p.node),
+        }
+
+    def _start_haproxy(self) -> None:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        cfg = repo_root() / "haproxy" / "haproxy.cfg"
+        self.state.pids["haproxy"] = self._spawn(
+            "haproxy", [binary, "-db", "-f", str(cfg)], self.haproxy_environment())
+        self.save()
+        self.wait_haproxy(lambda up: all(n.host in up for n in self.running_nodes()))
+
+    def restart_haproxy(self) -> None:
+        self._stop_pid(self.state.pids.get("haproxy"), 10)
+        self._start_haproxy()
+
+    def servers(self) -> list[dict[str, str]]:
+        """HAProxy's view of the node slots that hold an address (stats CSV)."""
+        text = requests.get(f"{self.stats_url}/stats;csv", timeout=2).text
+        rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+        return [r for r in rows if r.get("svname", "").startswith("node")
+                and r.get("addr") and not r["addr"].startswith("0.0.0.0")]
+
+    def up_hosts(self, backend: str = "socketio") -> set[str]:
+        return {r["addr"].rsplit(":", 1)[0] for r in self.servers()
+                if r["pxname"] == backend and r["status"].startswith("UP")}
+
+    def wait_haproxy(self, ready: Callable[[set[str]], bool], timeout: float = 30) -> None:
+        def check() -> bool:
+            pid = self.state.pids.get("haproxy")
+            if not pid_alive(pid):
+                raise ClusterError(f"haproxy exited:\n{self.tail('haproxy')}")
+            return ready(self.up_hosts("socketio")) and ready(self.up_hosts("nodes"))
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if check():
+                    return
+            except ClusterError:
+                raise
+            except (requests.RequestException, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                raise ClusterError(f"HAProxy did not reach the expected node states:\n"
+                                   f"{self.tail('haproxy')}")
+            time.sleep(0.1)
+
+    # --- Prometheus --------------------------------------------------------------------
+    def _start_prometheus(self) -> None:
+        from .promconfig import render_local
+
+        src = repo_root() / "infra" / "prometheus"
+        config = self.dir / "prometheus.yml"
+        config.write_text(render_local(src, http=self.state.ports.plain,
+                                       stats=self.state.ports.stats))
+        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        self.state.pids["prometheus"] = self._spawn("prometheus", [
+            binary, f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.state.ports.prometheus}"])
+        self.save()
+        wait_until(lambda: requests.get(f"{self.prometheus_url}/-/ready", timeout=1).ok, 30,
+                   "Prometheus")
+
+    # --- status and down ---------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        try:
+            servers = {r["addr"].rsplit(":", 1)[0]: r["status"] for r in self.servers()
+                       if r["pxname"] == "socketio"}
+        except requests.RequestException:
+            servers = {}
+        try:
+            cluster = requests.get(f"{self.http_url}/api/v1/cluster", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            cluster = {"nodes": [], "totals": {}}
+        live = {n["node"]: n for n in cluster.get("nodes", [])}
+        nodes = []
+        for n in self.state.nodes:
+            rec = live.get(n.name, {})
+            nodes.append({"node": n.name, "address": f"{n.host}:{self.state.ports.node}",
+                          "pid": n.pid, "process": "running" if pid_alive(n.pid) else "dead",
+                          "in_dns": n.running, "haproxy": servers.get(n.host, "-"),
+                          "registry": "live" if rec else "-", "clients": rec.get("clients", 0),
+                          "uptime": rec.get("uptime")})
+        services = {name: ("running" if pid_alive(pid) else "dead")
+                    for name, pid in self.state.pids.items()}
+        return {"dir": str(self.dir), "entrypoint": {"http": self.http_url,
+                                                     "https": self.https_url,
+                                                     "stats": f"{self.stats_url}/stats"},
+                "services": services, "nodes": nodes, "totals": cluster.get("totals", {})}
+
+    def down(self) -> None:
+        for name in ("prometheus", "haproxy"):
+            self._stop_pid(self.state.pids.pop(name, None), 10)
+        for node in self.state.nodes:
+            self._stop_pid(node.pid, self.graceful_timeout + 5)
+        for name in ("dns", "redis"):
+            self._stop_pid(self.state.pids.pop(name, None), 10)
+        self.state.nodes.clear()
+        (self.dir / STATE_FILE).unlink(missing_ok=True)
+        (self.dir / "haproxy.sock").unlink(missing_ok=True)
