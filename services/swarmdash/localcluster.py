@@ -108,6 +108,7 @@ class NodeInfo:
     host: str
     pid: int | None = None
     running: bool = True  # listed in DNS (False once removed on purpose)
+    env: dict[str, str] = field(default_factory=dict)  # settings of this node only
 
 
 @dataclass
@@ -329,7 +330,7 @@ class LocalCluster:
             "SWARMDASH_ENV_FILE": str(self.dir / "node.env"),  # none: the values below rule
             "REDIS_URL": self.redis_url, "NODE_ID": node.name, "HOST": node.host,
             "PORT": str(self.state.ports.node), "PYTHONUNBUFFERED": "1",
-            **self.state.node_env,
+            **self.state.node_env, **node.env,
         }
 
     def _start_node(self, node: NodeInfo) -> None:
@@ -361,7 +362,7 @@ class LocalCluster:
                 raise ClusterError(f"{node.name} not healthy:\n{self.tail(node.name)}")
             time.sleep(0.05)
 
-    def add_node(self, wait: bool = True) -> NodeInfo:
+    def add_node(self, wait: bool = True, env: dict[str, str] | None = None) -> NodeInfo:
         """Scale out: one more node, in DNS at once; HAProxy routes to it once it is UP."""
         if len(self.running_nodes()) >= MAX_NODES:
             raise ClusterError(f"at most {MAX_NODES} nodes (HAProxy's node slots)")
@@ -369,7 +370,7 @@ class LocalCluster:
         host = f"{self.state.net}.{index}"
         if not port_free(host, self.state.ports.node):
             raise ClusterError(f"{host}:{self.state.ports.node} is in use")
-        node = NodeInfo(name=f"node{index}", host=host)
+        node = NodeInfo(name=f"node{index}", host=host, env=dict(env or {}))
         self.state.next_index += 1
         self.state.nodes.append(node)
         self._start_node(node)

@@ -271,3 +271,34 @@ def _listening(port: int) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def test_a_node_cut_off_from_redis_leaves_the_pool_then_returns(
+        local_cluster: LocalCluster) -> None:
+    from tests.faults import TcpLink
+
+    link = TcpLink(local_cluster.state.ports.redis)
+    node = local_cluster.add_node(env={"REDIS_URL": f"redis://127.0.0.1:{link.port}/0",
+                                       "REDIS_TIMEOUT": "0.5"})
+    try:
+        assert node.host in local_cluster.up_hosts("socketio")
+        cut_at = time.monotonic()
+        link.cut()
+        wait_for(lambda: node.host not in local_cluster.up_hosts("socketio")
+                 and node.host not in local_cluster.up_hosts("nodes"), 15,
+                 message="HAProxy taking the Redis-less node out")
+        out_after = time.monotonic() - cut_at
+        health = requests.get(f"{local_cluster.node_url(node)}/health", timeout=5)
+        assert health.status_code == 503 and health.json()["redis"] == "unreachable"
+        # Nothing reaches it meanwhile: every request through the proxy succeeds.
+        for _ in range(20):
+            assert requests.get(f"{local_cluster.http_url}/api/v1/snapshot",
+                                timeout=5).status_code == 200
+        link.restore()
+        wait_for(lambda: node.host in local_cluster.up_hosts("socketio"), 20,
+                 message="the node back in the pool once Redis answers")
+        print(f"\nnode cut off from Redis: out of HAProxy after {out_after:.2f} s")
+        assert out_after < 6
+    finally:
+        local_cluster.remove_node(node.name)
+        link.close()
