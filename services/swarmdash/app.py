@@ -87,7 +87,11 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
 
     @app.get("/")
     def index() -> str:
-        return render_template("index.html", node=settings.node_name, version=VERSION)
+        from .api import client_config  # the page gets what GET /api/v1/config answers
+
+        config = client_config()[0].get_json()
+        return render_template("index.html", node=settings.node_name, version=VERSION,
+                               config=config)
 
     if (settings.secret_key == DEFAULT_SECRET_KEY and not settings.flask_debug
             and not event_log.embedded):  # a shared deployment, not the local demo
