@@ -1,0 +1,64 @@
+"""The page through HAProxy (the local cluster): its node is killed, it resumes on another one."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page
+
+from .conftest import NODE_SETTINGS, log_events, publish, shown_seqs, wait_for_seqs, wait_for_state
+
+localcluster = pytest.importorskip("swarmdash.localcluster")
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.proxy.conftest import start_cluster
+
+    # the default threshold: this is about reconnecting, not about the polling fallback
+    env = {**NODE_SETTINGS, "WEBSOCKET_FALLBACK_THRESHOLD": "5"}
+    running = start_cluster(tmp_path_factory.mktemp("browser-lc"), 2, node_env=env)
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+def test_serving_node_killed_page_resumes_on_another_with_every_event_once(
+        cluster: localcluster.LocalCluster, page: Page) -> None:
+    swarm = "bt-failover"
+    page.goto(f"{cluster.http_url}/#swarm={swarm}")  # through HAProxy: polling, then upgrade
+    wait_for_state(page, "websocket")
+    page.wait_for_function(
+        "window.__swarmdash.status().subscriptions.every((s) => s.subscribed)", timeout=15000)
+    serving = page.evaluate("window.__swarmdash.status().node")
+    other = next(n for n in cluster.running_nodes() if n.name != serving)
+    other_url = cluster.node_url(other)
+
+    publish(other_url, log_events(swarm, range(0, 20)))
+    wait_for_seqs(page, swarm, 20)
+
+    cluster.kill_node(serving)  # kill -9: no goodbye to the browser
+    publish(other_url, log_events(swarm, range(20, 50)))  # while the page is away
+    page.wait_for_function(
+        """(dead) => { const s = window.__swarmdash.status();
+                       return s.state === "websocket" && s.node !== dead
+                              && s.subscriptions.every((x) => x.subscribed); }""",
+        arg=serving, timeout=30000)
+    publish(other_url, log_events(swarm, range(50, 60)))
+    wait_for_seqs(page, swarm, 60)
+
+    seqs = shown_seqs(page, swarm)
+    assert [n for n, c in Counter(seqs).items() if c > 1] == [], "shown twice"
+    assert seqs == list(range(60)), "missing or out of order"
+    replayed = page.evaluate("""(swarm) => window.__swarmdash.shown
+        .filter((e) => e.swarm === swarm && e.replay).map((e) => e.data.seq)""", swarm)
+    assert replayed and set(replayed) <= set(range(20, 50)), "resumed from the cursor"
+    status = page.evaluate("window.__swarmdash.status()")
+    assert status["node"] == other.name
+    # the node resent exactly what was missed: nothing had to be dropped as a duplicate
+    assert page.evaluate("window.__swarmdash.stats().duplicates") == 0
