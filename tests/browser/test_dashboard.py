@@ -72,11 +72,13 @@ def test_under_simulated_load_stays_responsive_and_saves_a_screenshot(
         expect(page.locator("#agent-total")).to_have_text("(300)", timeout=15000)
         expect(page.locator("figure.chart")).to_have_count(3, timeout=15000)  # cpu, memory, tokens
         page.wait_for_function("window.__swarmdash.stats().logRows >= 100", timeout=15000)
+        expect(page.locator("#viewers")).to_have_text(re.compile(r"^[1-9]\d* on 2 nodes$"))
         frames = page.evaluate("window.__swarmdash.measureFrames(2000)")
         stats = page.evaluate("window.__swarmdash.stats()")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-under-load.png"))
         if os.environ.get("SWARMDASH_DOCS_SCREENSHOT") == "1":  # refresh the README's picture
+            page.wait_for_timeout(40000)  # not a synchronisation: lets the charts fill up
             page.screenshot(path=str(DOCS_SCREENSHOT))
     finally:
         stop.set()
@@ -100,6 +102,8 @@ def test_connects_over_websocket_and_follows_agents_published_on_another_node(
     wait_for_state(page, "websocket")
     expect(page.locator("#connection-text")).to_have_text("connected · websocket")
     expect(page.locator("#serving-node")).to_have_text("bnode1")
+    # GET /api/v1/cluster: this page is one of the viewers, across both nodes
+    expect(page.locator("#viewers")).to_have_text(re.compile(r"^[1-9]\d* on 2 nodes$"))
     # the official client, served by the node itself (nothing from any other origin)
     assert page.evaluate("typeof io === 'function' && typeof io.Manager === 'function'")
     served = requests.get(f"{swarm_nodes.page_url}/static/vendor/socket.io.min.js", timeout=5)

@@ -181,7 +181,8 @@ export class ChartBoard {
       height: 130,
       series,
       axes: [axis, { ...axis, size: 56 }],
-      scales: { x: { time: true } },
+      // at least a minute wide, so a young chart reads in seconds, not milliseconds
+      scales: { x: { time: true, range: (u, min, max) => [Math.min(min, max - 60), max] } },
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
     };

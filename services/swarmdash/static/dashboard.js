@@ -15,7 +15,7 @@ const LOG_ROWS = 200; // log lines in the DOM
 const TASK_ROWS = 15;
 const FINISHED_KEPT = 500;
 const ALERTS_KEPT = 50;
-const ALERTS_SHOWN = 5;
+const ALERTS_SHOWN = 4;
 const TASK_RENDER_MS = 250;
 const CLUSTER_POLL_MS = 5000;
 
@@ -28,10 +28,12 @@ function el(tag, className, text) {
   return node;
 }
 
+const pad = (n, width = 2) => String(n).padStart(width, "0");
+
+/** hh:mm:ss.mmm, local time (cheap: called for every log line drawn). */
 function clock(ts) {
   const d = new Date(ts * 1000);
-  return d.toLocaleTimeString([], { hour12: false }) +
-    "." + String(d.getMilliseconds()).padStart(3, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
 function isCritical(event) {
@@ -60,7 +62,7 @@ const dirty = {
 };
 
 const metrics = new MetricStore(300);
-const perf = { renders: 0, renderMsTotal: 0, renderMsMax: 0, lastRenderMs: 0 };
+const perf = { renders: 0, renderMsTotal: 0, renderMsMax: 0, lastRenderMs: 0, sections: {} };
 
 function agentKey(event) {
   return `${event.swarm}/${event.agent_id}`;
@@ -270,24 +272,34 @@ const tiles = new Map(); // agent key -> element
 let lastTaskRender = 0;
 let taskTimer = null;
 
+function timed(name, fn) {
+  const t0 = performance.now();
+  fn();
+  const took = performance.now() - t0;
+  const section = perf.sections[name] || (perf.sections[name] = { n: 0, totalMs: 0, maxMs: 0 });
+  section.n += 1;
+  section.totalMs += took;
+  section.maxMs = Math.max(section.maxMs, took);
+}
+
 function render() {
   dirty.frame = false;
   const start = performance.now();
-  if (dirty.status) renderStatus();
-  if (dirty.alerts) renderAlerts();
-  if (dirty.swarms) renderSwarms();
-  if (dirty.membership) renderMembership();
-  if (dirty.agents.size) renderTiles();
-  if (dirty.counts) renderCounts();
-  if (dirty.detail) renderDetail();
-  if (dirty.logsAll || dirty.logs.length) renderLogs();
+  if (dirty.status) timed("status", renderStatus);
+  if (dirty.alerts) timed("alerts", renderAlerts);
+  if (dirty.swarms) timed("swarms", renderSwarms);
+  if (dirty.membership) timed("membership", renderMembership);
+  if (dirty.agents.size) timed("tiles", renderTiles);
+  if (dirty.counts) timed("counts", renderCounts);
+  if (dirty.detail) timed("detail", renderDetail);
+  if (dirty.logsAll || dirty.logs.length) timed("logs", renderLogs);
   if (dirty.tasks) {
-    if (start - lastTaskRender >= TASK_RENDER_MS) renderTasks();
+    if (start - lastTaskRender >= TASK_RENDER_MS) timed("tasks", renderTasks);
     else if (!taskTimer) {
       taskTimer = setTimeout(() => { taskTimer = null; schedule(); }, TASK_RENDER_MS);
     }
   }
-  charts.draw();
+  timed("charts", () => charts.draw());
   const took = performance.now() - start;
   perf.renders += 1;
   perf.renderMsTotal += took;
@@ -490,7 +502,7 @@ function renderLogs() {
 function taskRow(event) {
   const li = el("li", `task ts-${event.data.status}`);
   li.append(el("span", "t-st", event.data.status), el("span", "t-id", event.data.task_id),
-            el("span", "who muted", event.agent_id), el("time", "muted", clock(event.ts)));
+            el("span", "who muted", event.agent_id));
   return li;
 }
 
@@ -514,7 +526,10 @@ function renderTasks() {
 
 // --- cluster: viewers across nodes ---------------------------------------------------------
 
+let clusterTimer = null;
+
 async function pollCluster() {
+  clearTimeout(clusterTimer);
   try {
     const response = await fetch("/api/v1/cluster", { headers: { Accept: "application/json" } });
     if (response.ok) {
@@ -527,7 +542,7 @@ async function pollCluster() {
   } catch {
     $("viewers").textContent = "–";
   }
-  setTimeout(pollCluster, CLUSTER_POLL_MS);
+  clusterTimer = setTimeout(pollCluster, CLUSTER_POLL_MS);
 }
 
 // --- frame timing (for operators and tests) -------------------------------------------------
@@ -557,6 +572,7 @@ function measureFrames(ms = 3000) {
 // --- start ---------------------------------------------------------------------------------
 
 let charts;
+let lastLink = null;
 
 async function loadConfig() {
   const embedded = readConfig();
@@ -626,7 +642,20 @@ async function main() {
   charts = new ChartBoard($("charts"), $("charts-empty"), metrics);
   connection = new Connection(config, {
     onEvents, onSnapshot, onNotify,
-    onStatus: () => { dirty.status = true; schedule(); },
+    onStatus: () => {
+      dirty.status = true;
+      schedule();
+      const { state: now, node } = connection.status();
+      const link = `${now}|${node}`;
+      if (link !== lastLink) {
+        lastLink = link;
+        if (now === "websocket" || now === "long-polling") {
+          // a new connection is counted by its node's next heartbeat
+          clearTimeout(clusterTimer);
+          clusterTimer = setTimeout(pollCluster, 1500);
+        }
+      }
+    },
     onSubscribeError: (sub, ack) => console.warn("subscribe refused", sub.key, ack.error, ack.detail),
   });
   charts.clockOffset = () => connection.clockOffset;
@@ -650,11 +679,11 @@ async function main() {
   const view = parseHash();
   $("log-level").value = view.level;
   state.view = { swarm: "*", agent: null, level: "info" };
+  pollCluster();
   connection.start();
   setView(view);
   dirty.detail = true;
   setInterval(() => { dirty.status = true; schedule(); }, 500); // lag and attempt counters
-  pollCluster();
 }
 
 main();
