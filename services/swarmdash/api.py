@@ -28,6 +28,8 @@ api = Blueprint("api", __name__)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Sent by a dashboard polling GET /api/v1/events because its socket failed (value: fallback).
 MODE_HEADER = "X-Swarmdash-Mode"
+#: On every response: the node that answered (behind a round-robin proxy, which one did).
+NODE_HEADER = "X-Swarmdash-Node"
 
 
 def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
@@ -211,9 +213,20 @@ def client_config() -> tuple[Response, int]:
         "ping_timeout": s.websocket_ping_timeout,
         "max_reconnect_attempts": s.websocket_max_reconnect_attempts,
         "fallback_threshold": s.websocket_fallback_threshold,
+        "reconnect_delay_ms": s.websocket_reconnect_delay_ms,
+        "reconnect_delay_max_ms": s.websocket_reconnect_delay_max_ms,
+        "fallback_poll_interval_ms": s.fallback_poll_interval_ms,
+        "probe_interval_ms": s.fallback_probe_interval_ms,
+        "events_page_limit": s.events_page_limit,
         "batch_windows_ms": {c: round(w * 1000) for c, w in s.batch_windows.items()},
         "channels": list(CHANNELS),
     }), 200
+
+
+@api.after_app_request
+def name_the_node(response: Response) -> Response:
+    response.headers[NODE_HEADER] = current_node().settings.node_name
+    return response
 
 
 @api.app_errorhandler(RequestEntityTooLarge)

@@ -45,6 +45,21 @@ class Settings:
     websocket_fallback_threshold: int = _env(
         "WEBSOCKET_FALLBACK_THRESHOLD", 5,
         "Failed reconnects after which the dashboard switches to HTTP polling.", min=1, max=10000)
+    websocket_reconnect_delay_ms: int = _env(
+        "WEBSOCKET_RECONNECT_DELAY_MS", 1000,
+        "First delay of a dashboard's reconnects, ms (doubles, with jitter).", min=10,
+        max=600_000)
+    websocket_reconnect_delay_max_ms: int = _env(
+        "WEBSOCKET_RECONNECT_DELAY_MAX_MS", 5000, "Longest delay between reconnects, ms.",
+        min=10, max=600_000)
+    fallback_poll_interval_ms: int = _env(
+        "FALLBACK_POLL_INTERVAL_MS", 1000,
+        "How often a dashboard in polling fallback calls GET /api/v1/events, ms.", min=100,
+        max=600_000)
+    fallback_probe_interval_ms: int = _env(
+        "FALLBACK_PROBE_INTERVAL_MS", 15000,
+        "How often a dashboard that gave up reconnecting probes the socket again, ms.",
+        min=100, max=3_600_000)
     flask_debug: bool = _env("FLASK_DEBUG", False, "Flask debug mode (never in production).")
     socketio_debug: bool = _env(
         "SOCKETIO_DEBUG", False, "Log every Socket.IO and Engine.IO packet.")
@@ -321,6 +336,10 @@ def load_settings(
 
 
 def _check_consistency(s: Settings) -> None:
+    if s.websocket_reconnect_delay_max_ms < s.websocket_reconnect_delay_ms:
+        raise SettingsError(
+            f"WEBSOCKET_RECONNECT_DELAY_MAX_MS={s.websocket_reconnect_delay_max_ms} is below "
+            f"WEBSOCKET_RECONNECT_DELAY_MS={s.websocket_reconnect_delay_ms}")
     if s.heartbeat_ttl <= s.heartbeat_interval:
         raise SettingsError(
             f"HEARTBEAT_TTL={s.heartbeat_ttl:g} must be longer than "

@@ -261,9 +261,15 @@ def test_unreachable_store_answers_503(make_app: Callable[..., Flask], closed_ur
 def test_client_config_delivers_the_reconnect_and_fallback_settings(
         make_app: Callable[..., Flask]) -> None:
     app = make_app(WEBSOCKET_MAX_RECONNECT_ATTEMPTS="7", WEBSOCKET_FALLBACK_THRESHOLD="3",
-                   WEBSOCKET_ENABLED="false", BATCH_WINDOW_LOG_MS="750")
-    body = app.test_client().get("/api/v1/config").get_json()
+                   WEBSOCKET_ENABLED="false", BATCH_WINDOW_LOG_MS="750",
+                   WEBSOCKET_RECONNECT_DELAY_MS="300", WEBSOCKET_RECONNECT_DELAY_MAX_MS="900",
+                   FALLBACK_POLL_INTERVAL_MS="500", FALLBACK_PROBE_INTERVAL_MS="4000")
+    resp = app.test_client().get("/api/v1/config")
+    body = resp.get_json()
+    assert resp.headers["X-Swarmdash-Node"] == "unit-node"
     assert body["max_reconnect_attempts"] == 7 and body["fallback_threshold"] == 3
+    assert (body["reconnect_delay_ms"], body["reconnect_delay_max_ms"]) == (300, 900)
+    assert (body["fallback_poll_interval_ms"], body["probe_interval_ms"]) == (500, 4000)
     assert body["transports"] == ["polling"]
     assert body["ping_interval"] == 25 and body["ping_timeout"] == 60
     assert body["batch_windows_ms"]["log"] == 750 and body["node"] == "unit-node"
