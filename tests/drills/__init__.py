@@ -1,0 +1,1 @@
+"""Runbook drills: each runbook's commands run against a real local cluster."""

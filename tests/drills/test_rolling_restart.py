@@ -1,0 +1,79 @@
+"""rolling-restart.md, deploy.md, rotate-secret-key.md: a new SECRET_KEY in the nodes'
+environment file, then `rolling-restart` while a numbered stream runs to clients spread
+over the nodes; clients that lose their node resume through HAProxy with their cursor."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import statistics
+from collections import Counter
+
+import pytest
+
+from tests.helpers import wait_for
+from tests.integration.test_cluster import Feed, assert_exactly_once_in_order
+
+from .conftest import Drill, Viewer, ensure_all, wait_healthy
+
+pytestmark = pytest.mark.integration
+SOURCES = [f"127.0.5.{i}" for i in range(1, 13)]
+DEV_KEY_WARNING = "SECRET_KEY is the built-in development key"
+
+
+def test_rotate_secret_key_with_rolling_restart_loses_nothing(
+        drill: Drill, viewers: list[Viewer]) -> None:
+    wait_healthy(drill)
+    names = [n.name for n in drill.cluster().running_nodes()]
+    # Every node runs on the built-in key today, and says so in its log.
+    warned = {n: drill.sh(f"grep -c '{DEV_KEY_WARNING}' .swarmdash-cluster/logs/{n}.log",
+                          check=False).stdout.strip() for n in names}
+    assert all(int(c or 0) >= 1 for c in warned.values()), warned
+    # The new key, in the environment file every node of the local cluster reads; checked.
+    env_file = drill.dir / "node.env"
+    env_file.write_text(f"SECRET_KEY={secrets.token_hex(32)}\n")
+    checked = drill.sh("SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash settings "
+                       "| grep SECRET_KEY")
+    assert checked.stdout.strip() == "SECRET_KEY=****"
+
+    swarm = "rolling"
+    for src in SOURCES:
+        viewer = Viewer(drill.url, src, swarm)
+        viewers.append(viewer)
+        assert viewer.connect()
+    spread = Counter(v.node for v in viewers)
+    assert len(spread) >= 2, f"every address on one node: {spread}"
+    feed = Feed([drill.url], swarm)
+    feed.start()
+    try:
+        wait_for(lambda: all(len(v.ids()) >= 10 for v in viewers), 15,
+                 message="events on every viewer")
+        rolling = drill.cli_background("rolling-restart")
+        wait_for(lambda: ensure_all(viewers) and rolling.done(), 120, interval=0.05,
+                 message="the rolling restart while viewers reconnect")
+        took = rolling.finish()
+        wait_for(lambda: ensure_all(viewers), 30, interval=0.05, message="every viewer back")
+        target = len(feed.accepted) + 20
+        wait_for(lambda: len(feed.accepted) >= target, 15, message="events after the restart")
+    finally:
+        feed.stop()
+    steps = [(t, line) for t, line in rolling.lines if line.endswith(" restarted")]
+    assert [line.split()[0] for _, line in steps] == names, rolling.lines
+    for v in viewers:
+        wait_for(v.has_all(feed.accepted), 20,
+                 message=f"every accepted event on {v.source}")
+        assert_exactly_once_in_order(v.merged(), feed.accepted, swarm)
+        assert v.gaps == 0, "a resume needed a snapshot"
+    wait_healthy(drill)
+    # Every node came back on the new key: no new development-key warning since the restart.
+    for n in names:
+        log = (drill.dir / "logs" / f"{n}.log").read_text(errors="replace")
+        assert log.count(DEV_KEY_WARNING) == int(warned[n]), f"{n} still on the built-in key"
+    resumes = [t for v in viewers for t in v.resume_times]
+    per_node = [f"{line.split()[0]} at {t:.1f} s" for t, line in steps]
+    print(f"\nrolling-restart of {len(names)} nodes: {took:.2f} s ({', '.join(per_node)}); "
+          f"{len(resumes)} reconnects by {sum(bool(v.resume_times) for v in viewers)}/"
+          f"{len(viewers)} clients, resumed after median {statistics.median(resumes):.2f} s, "
+          f"max {max(resumes):.2f} s; {len(feed.accepted)} events, refused "
+          f"{dict(feed.refused)}, none lost or duplicated")
+    assert re.search(r"node\d+ restarted", "\n".join(line for _, line in rolling.lines))
