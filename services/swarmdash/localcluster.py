@@ -273,8 +273,9 @@ class LocalCluster:
             self._start_dns()
             for _ in range(self.count):
                 self.add_node(wait=False)
-            for n in self.running_nodes():
+            for n in self.state.nodes:
                 self._wait_node(n)
+                self._publish(n)
             self._start_haproxy()
             if self.prometheus:
                 self._start_prometheus()
@@ -327,16 +328,23 @@ class LocalCluster:
 
     def node_environment(self, node: NodeInfo) -> dict[str, str]:
         return {
-            "SWARMDASH_ENV_FILE": str(self.dir / "node.env"),  # none: the values below rule
+            # Settings every node reads at start (e.g. SECRET_KEY, see the rotation runbook);
+            # the values below and `--env` take precedence over the file.
+            "SWARMDASH_ENV_FILE": str(self.dir / "node.env"),
             "REDIS_URL": self.redis_url, "NODE_ID": node.name, "HOST": node.host,
             "PORT": str(self.state.ports.node), "PYTHONUNBUFFERED": "1",
             **self.state.node_env, **node.env,
         }
 
     def _start_node(self, node: NodeInfo) -> None:
+        """Start a node's process; it enters DNS (and HAProxy) only once it is healthy."""
         config = repo_root() / "infra" / "gunicorn.conf.py"
+        node.running = False
         node.pid = self._spawn(node.name, [sys.executable, "-m", "gunicorn", "-c", str(config),
                                            "swarmdash.wsgi:app"], self.node_environment(node))
+        self.save()
+
+    def _publish(self, node: NodeInfo) -> None:
         node.running = True
         self.save()
 
@@ -376,6 +384,7 @@ class LocalCluster:
         self._start_node(node)
         if wait:
             self._wait_node(node)
+            self._publish(node)
             if "haproxy" in self.state.pids:
                 self.wait_haproxy(lambda up: node.host in up)
         return node
@@ -399,6 +408,7 @@ class LocalCluster:
             self.wait_haproxy(lambda up: node.host not in up)
         self._start_node(node)
         self._wait_node(node)
+        self._publish(node)
         if "haproxy" in self.state.pids:
             self.wait_haproxy(lambda up: node.host in up)
 
