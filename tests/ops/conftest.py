@@ -1,0 +1,109 @@
+"""Fixtures of the operations tests: real nodes, certificates, and helpers to render the
+repository's deployment files (nginx, Prometheus, Apache) onto free loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import BIN, ROOT, Node, Process, RedisServer, free_port, node_env
+
+#: Node settings of the test nodes: quick heartbeats, quick to stop, quiet logs.
+NODE_SETTINGS = {"HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3", "LOG_LEVEL": "warning",
+                 "COALESCE_AGENT_UPDATES": "false", "GRACEFUL_TIMEOUT": "2"}
+GUNICORN = [str(BIN / "gunicorn"), "-c", str(ROOT / "infra" / "gunicorn.conf.py"),
+            "swarmdash.wsgi:app"]
+
+
+def need(binary: str, package: str) -> str:
+    """The path of ``binary``, or skip: the Debian package ``package`` provides it."""
+    path = shutil.which(binary) or next(
+        (str(p) for p in (Path("/usr/sbin") / binary, Path("/usr/bin") / binary)
+         if p.exists()), None)
+    if path is None:
+        pytest.skip(f"{binary} is not installed (apt-get install {package})")
+    return path
+
+
+def replace_exactly(text: str, old: str, new: str, count: int = 1) -> str:
+    """``text.replace(old, new)``, failing when ``old`` does not occur ``count`` times (a
+    rendered copy must not silently drift from the file it renders)."""
+    found = text.count(old)
+    assert found == count, f"expected {count} x {old!r} in the file, found {found}"
+    return text.replace(old, new)
+
+
+@dataclass
+class OpsCluster:
+    redis: RedisServer
+    nodes: list[Node]
+    log_dir: Path
+    channel: str
+
+    def start_node(self, name: str) -> Node:
+        """One more gunicorn node on the same Redis, waited until /health answers 200."""
+        env = node_env(self.redis.url, name, free_port(), MESSAGE_QUEUE_CHANNEL=self.channel,
+                       **NODE_SETTINGS)
+        node = Node(name, "gunicorn", int(env["PORT"]),
+                    Process(name, GUNICORN, self.log_dir, env).start())
+        node.wait_ready()
+        return node
+
+    def by_name(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+
+@pytest.fixture(scope="session")
+def ops_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsCluster]:
+    """A private redis-server and three nodes under gunicorn, as in production."""
+    need("redis-server", "redis-server")
+    log_dir = tmp_path_factory.mktemp("ops-cluster")
+    redis = RedisServer(log_dir / "redis").start()
+    channel = f"swarmdash-ops-{redis.port}"
+    nodes: list[Node] = []
+    try:
+        for i in range(1, 4):  # started together, then waited for: quicker than one by one
+            env = node_env(redis.url, f"ops-node{i}", free_port(),
+                           MESSAGE_QUEUE_CHANNEL=channel, **NODE_SETTINGS)
+            nodes.append(Node(f"ops-node{i}", "gunicorn", int(env["PORT"]),
+                              Process(f"ops-node{i}", GUNICORN, log_dir, env).start()))
+        for node in nodes:
+            node.wait_ready()
+        yield OpsCluster(redis, nodes, log_dir, channel)
+    finally:
+        for node in nodes:
+            node.process.stop()
+        redis.process.stop()
+
+
+@dataclass
+class Certificate:
+    cert: Path  # the certificate, also the CA a client trusts (self-signed)
+    key: Path
+    pem: Path  # key + certificate in one file
+
+    @property
+    def dir(self) -> Path:
+        return self.cert.parent
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost, made with openssl."""
+    openssl = need("openssl", "openssl")
+    out = tmp_path_factory.mktemp("tls")
+    cert, key = out / "cert.pem", out / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-sha256", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    pem = out / "combined.pem"
+    pem.write_text(cert.read_text() + key.read_text())
+    return Certificate(cert, key, pem)
+
