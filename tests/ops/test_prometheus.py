@@ -96,6 +96,7 @@ def test_every_alert_has_for_severity_summary_and_its_runbook() -> None:
         notes = rule["annotations"]
         assert notes["summary"].strip() and notes["description"].strip(), name
         assert notes["runbook_url"] == RUNBOOK_BASE + runbook, name
+        assert (ROOT / "docs" / "runbooks" / runbook).is_file(), f"{name}: no {runbook}"
         assert metric in metric_names(rule["expr"]), f"{name} does not read {metric}"
 
 
