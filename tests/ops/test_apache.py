@@ -18,6 +18,8 @@ from .apache import MODULES, MODULES_DIR, SITE, configtest, render
 from .conftest import Certificate, OpsCluster, need
 
 
+pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
+
 @pytest.fixture(scope="module")
 def apache_bin() -> str:
     binary = need("apache2", "apache2")

@@ -163,6 +163,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
     assert ".env" in gitignored and "*.pem" in gitignored
 
 
+@pytest.mark.integration
 def test_image_healthcheck_command_passes_on_a_healthy_node_and_fails_without_one(
         ops_cluster: OpsCluster) -> None:
     """The HEALTHCHECK one-liner itself (python, no curl), run against real nodes."""

@@ -25,6 +25,8 @@ from tests.integration.test_js_client import lines, run_js
 from .conftest import Certificate, OpsCluster, need
 from .nginx import NGINX_DIR, Nginx, nginx_test, render_nodes, render_site, start_nginx
 
+pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
+
 SITES = ("swarmdash-single.conf", "swarmdash-cluster.conf")
 
 

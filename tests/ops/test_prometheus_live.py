@@ -19,6 +19,8 @@ from tests.helpers import ROOT, Node, Process, free_port, wait_for
 from .conftest import OpsCluster, need, replace_exactly
 from .test_prometheus import EXPECTED
 
+pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
+
 PROM = ROOT / "infra" / "prometheus"
 
 
