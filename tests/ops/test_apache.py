@@ -17,7 +17,6 @@ from tests.integration.test_cluster import log_event
 from .apache import MODULES, MODULES_DIR, SITE, configtest, render
 from .conftest import Certificate, OpsCluster, need
 
-
 pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
 
 @pytest.fixture(scope="module")
