@@ -1,12 +1,21 @@
 #!/bin/sh
-# Render nginx's SwarmDash node list from one variable:
+# Render the SwarmDash node list for nginx or Apache from one variable:
 #
 #   SWARMDASH_NODES="10.0.0.5:8050 10.0.0.6:8050" nginx/render.sh > /etc/nginx/swarmdash-nodes.conf
+#   SWARMDASH_NODES="10.0.0.5:8050 10.0.0.6:8050" nginx/render.sh apache \
+#       > /etc/apache2/swarmdash-nodes.conf
 #
-# Writes one `server host:port ...;` line per node (the file swarmdash-cluster.conf includes
-# in both of its upstreams). SWARMDASH_MAX_FAILS / SWARMDASH_FAIL_TIMEOUT tune nginx's
-# passive health checks (default: out after 1 failure, for 5 s).
+# nginx (default): one `server host:port ...;` line per node (the file swarmdash-cluster.conf
+# includes in both of its upstreams); SWARMDASH_MAX_FAILS / SWARMDASH_FAIL_TIMEOUT tune
+# nginx's passive health checks (default: out after 1 failure, for 5 s).
+# apache: one `BalancerMember` per node with its own route name (node1, node2, ... in list
+# order), included by infra/apache/swarmdash.conf inside its balancer.
 set -eu
+format=${1:-nginx}
+case $format in
+    nginx | apache) ;;
+    *) echo "render.sh: format must be nginx or apache, not '$format'" >&2; exit 2 ;;
+esac
 nodes=${SWARMDASH_NODES:?set SWARMDASH_NODES to the nodes as "host:port host:port ..."}
 max_fails=${SWARMDASH_MAX_FAILS:-1}
 fail_timeout=${SWARMDASH_FAIL_TIMEOUT:-5s}
@@ -24,9 +33,15 @@ for node in $nodes; do
     if [ "$host" = "$node" ] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
         echo "render.sh: '$node' is not host:port" >&2; exit 2
     fi
-    out="$out
-server $host:$port max_fails=$max_fails fail_timeout=$fail_timeout;"
     count=$((count + 1))
+    if [ "$format" = apache ]; then
+        # A websocket is silent between pings: timeout > ping interval + ping timeout.
+        out="$out
+BalancerMember \"http://$host:$port\" route=node$count upgrade=websocket timeout=120 retry=5"
+    else
+        out="$out
+server $host:$port max_fails=$max_fails fail_timeout=$fail_timeout;"
+    fi
 done
 if [ "$count" -eq 0 ]; then
     echo "render.sh: SWARMDASH_NODES lists no node" >&2; exit 2

@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 from .conftest import Certificate, replace_exactly
+from .nginx import render_nodes
 
 SITE = ROOT / "infra" / "apache" / "swarmdash.conf"
 MODULES_DIR = Path("/usr/lib/apache2/modules")
@@ -28,12 +29,10 @@ def render(out: Path, cert: Certificate, http: int, https: int, nodes: list[str]
                            str(cert.cert))
     text = replace_exactly(text, "/etc/letsencrypt/live/dash.example.com/privkey.pem",
                            str(cert.key))
-    members = [line for line in text.splitlines() if "BalancerMember" in line
-               and not line.lstrip().startswith("#")]
-    assert len(members) == 2, "the site lists two example nodes"
-    rendered = [members[0].replace('"http://127.0.0.1:8051"', f'"http://{node}"')
-                .replace("route=node1", f"route=node{i}") for i, node in enumerate(nodes, 1)]
-    text = text.replace("\n".join(members), "\n".join(rendered))
+    members = out / "swarmdash-nodes.conf"
+    members.write_text(render_nodes(nodes, "apache"))
+    text = replace_exactly(text, "Include /etc/apache2/swarmdash-nodes.conf",
+                           f'Include "{members}"')
     site = out / "site.conf"
     site.write_text(text)
     conf = out / "httpd.conf"

@@ -19,9 +19,9 @@ KEY = "/etc/letsencrypt/live/dash.example.com/privkey.pem"
 NODES_FILE = "/etc/nginx/swarmdash-nodes.conf"
 
 
-def render_nodes(nodes: list[str]) -> str:
-    """The node list, rendered by nginx/render.sh from SWARMDASH_NODES."""
-    result = subprocess.run(["sh", str(NGINX_DIR / "render.sh")], capture_output=True,
+def render_nodes(nodes: list[str], fmt: str = "nginx") -> str:
+    """The node list, rendered by nginx/render.sh from SWARMDASH_NODES (nginx or apache)."""
+    result = subprocess.run(["sh", str(NGINX_DIR / "render.sh"), fmt], capture_output=True,
                             text=True, timeout=10,
                             env={**os.environ, "SWARMDASH_NODES": " ".join(nodes)})
     assert result.returncode == 0, result.stderr

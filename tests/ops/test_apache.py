@@ -16,6 +16,7 @@ from tests.integration.test_cluster import log_event
 
 from .apache import MODULES, MODULES_DIR, SITE, configtest, render
 from .conftest import Certificate, OpsCluster, need
+from .nginx import render_nodes
 
 pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
 
@@ -41,7 +42,8 @@ def test_every_socketio_request_goes_through_the_sticky_balancer() -> None:
     assert 'ProxyPass "/" "balancer://swarmdash/"' in directives
     assert not any(d.startswith("RewriteRule") for d in directives), \
         "a RewriteRule for the upgrade would bypass the balancer's stickiness"
-    members = [d for d in directives if d.startswith("BalancerMember")]
+    assert "Include /etc/apache2/swarmdash-nodes.conf" in directives  # rendered node list
+    members = render_nodes(["10.0.0.5:8050", "10.0.0.6:8050"], "apache").splitlines()[1:]
     assert members and all("upgrade=websocket" in d and "route=" in d for d in members)
     assert "ProxySet lbmethod=byrequests stickysession=SWARMDASH_ROUTE" in directives
 

@@ -105,6 +105,16 @@ def test_render_sh_writes_the_node_list_from_one_variable() -> None:
     assert servers == ["10.0.0.5:8050", "node-b.internal:8051", "[::1]:8052"]
 
 
+def test_render_sh_writes_apaches_balancer_members_from_the_same_variable() -> None:
+    text = render_nodes(["10.0.0.5:8050", "node-b.internal:8051"], "apache")
+    members = re.findall(r'^BalancerMember "http://(\S+)" route=(node\d+) upgrade=websocket',
+                         text, re.M)
+    assert members == [("10.0.0.5:8050", "node1"), ("node-b.internal:8051", "node2")]
+    bad = subprocess.run(["sh", str(NGINX_DIR / "render.sh"), "caddy"], capture_output=True,
+                         text=True, env={**os.environ, "SWARMDASH_NODES": "a:1"}, timeout=10)
+    assert bad.returncode == 2 and "nginx or apache" in bad.stderr
+
+
 @pytest.mark.parametrize("nodes", ["", "10.0.0.5", "10.0.0.5:http", "10.0.0.5:99999",
                                    "a;b:80", ":8050"])
 def test_render_sh_refuses_a_bad_node_list(nodes: str) -> None:

@@ -106,12 +106,16 @@ def test_every_node_is_discovered_and_up(prometheus: Prometheus, ops_cluster: Op
 
 
 def test_alert_rules_are_loaded(prometheus: Prometheus) -> None:
-    groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
-    loaded = {rule["name"] for group in groups for rule in group["rules"]}
-    assert loaded == set(EXPECTED)
-    for group in groups:
-        for rule in group["rules"]:
-            assert rule["health"] == "ok", rule
+    def rules() -> list[dict[str, Any]]:
+        groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]
+        return [rule for group in groups["groups"] for rule in group["rules"]]
+
+    assert {rule["name"] for rule in rules()} == set(EXPECTED)
+    # Health is "unknown" until a rule's first evaluation, then "ok" or "err".
+    evaluated = wait_for(lambda: (r := rules()) and all(x["health"] != "unknown" for x in r)
+                         and r, 30, message="every rule evaluated once")
+    for rule in evaluated:
+        assert rule["health"] == "ok", rule
 
 
 def test_a_stopped_node_stays_a_target_and_shows_up_0(prometheus: Prometheus,
