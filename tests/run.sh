@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Python:
-# installs what the tests need (redis-server, rabbitmq-server, python3-venv, Node.js for the
-# official socket.io client), makes .venv with the dev extras and tests/js/node_modules, then
+# installs what the tests need (redis-server, rabbitmq-server, haproxy, nginx, apache2,
+# prometheus/promtool, docker-compose, chromium, python3-venv, Node.js for the official
+# socket.io client, ...), makes .venv with the dev extras and tests/js/node_modules, then
 # runs ruff, mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,8 @@ command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v chromium >/dev/null || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
+command -v socat >/dev/null || need+=(socat)   # the runbooks' HAProxy runtime-API commands
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
