@@ -58,7 +58,7 @@ def test_websocket_connection_fails_diagnosis(drill: Drill) -> None:
     # Proxy side: every node slot UP in both backends, and the runtime API answers.
     csv = drill.sh("curl -s 'http://127.0.0.1:8404/stats;csv' | grep -E '^(socketio|nodes),node'"
                    " | cut -d, -f1,2,18,74").stdout
-    assert csv.count(",UP,") == 6, csv
+    assert sum(line.split(",")[2].startswith("UP") for line in csv.splitlines()) == 6, csv
     state = drill.sh('echo "show servers state socketio" '
                      "| socat stdio .swarmdash-cluster/haproxy.sock").stdout
     assert sorted(servers_state(state).values()).count("2") == 3, state
@@ -92,10 +92,11 @@ def test_stats_csv_fields_named_in_the_runbooks(drill: Drill) -> None:
     assert "plain,FRONTEND," in limits and "socketio,BACKEND," in limits, limits
     flaps = drill.sh("curl -s 'http://127.0.0.1:8404/stats;csv' | grep -E '^socketio,node' "
                      "| cut -d, -f2,18,22,23,24").stdout
-    assert flaps.count(",UP,") == 3, flaps
+    # status is UP, or "UP 1/3" while a check has just failed (a node slowed down by load)
+    assert sum(line.split(",")[1].startswith("UP") for line in flaps.splitlines()) == 3, flaps
     times = drill.sh("curl -s 'http://127.0.0.1:8404/stats;csv' | grep -E '^socketio,node' "
                      "| cut -d, -f2,5,18,59,60,61").stdout
-    assert times.count(",UP,") == 3, times
+    assert sum(line.split(",")[2].startswith("UP") for line in times.splitlines()) == 3, times
 
 
 def test_fallback_mode_and_frequent_disconnections_diagnosis(drill: Drill) -> None:
