@@ -37,6 +37,11 @@ class Subscription:
         return self.swarm, self.agent_id
 
     @property
+    def label(self) -> dict[str, str | None]:
+        """Which subscription a message belongs to (an alert may reach several of a client)."""
+        return {"swarm": self.swarm, "agent_id": self.agent_id}
+
+    @property
     def room(self) -> str:
         return f"sub|{self.swarm}|{self.agent_id or ''}|{','.join(sorted(self.channels))}"
 
@@ -97,7 +102,7 @@ class Room:
             out: list[Emission] = []
             if event["type"] == "agent" and "agent" in channels and self._pending("agent"):
                 out.append(self.flush("agent", prev, now))
-            payload = {**event, "cursor": self.cursor(eid)}
+            payload = {**event, "cursor": self.cursor(eid), "subscription": self.sub.label}
             name = SYSTEM_ALERT if event["type"] == ALERT else AGENT_CRITICAL
             out.append(Emission(name, payload, 1, event["ts"]))
             return out
@@ -172,7 +177,8 @@ def replay_emissions(sub: Subscription, events: Iterable[Event], cursor: str, no
             if event["type"] == "agent" and "agent" in sub.channels:
                 flush("agent")
             name = SYSTEM_ALERT if event["type"] == ALERT else AGENT_CRITICAL
-            out.append(Emission(name, {**event, "cursor": cursor, "replay": True}))
+            out.append(Emission(name, {**event, "cursor": cursor, "replay": True,
+                                       "subscription": sub.label}))
             continue
         buffers.setdefault(event["type"], []).append(event)
         if len(buffers[event["type"]]) >= max_batch:

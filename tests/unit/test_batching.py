@@ -246,6 +246,9 @@ def test_alerts_are_emitted_at_once_and_keep_pending_positions() -> None:
     assert out.event == SYSTEM_ALERT
     assert out.payload["data"]["message"] == "smoke"
     assert out.payload["id"] == feed.last_id()
+    # names the subscription it was sent for: one client may get it in several
+    assert out.payload["subscription"] == {"swarm": feed.room.sub.swarm,
+                                           "agent_id": feed.room.sub.agent_id}
     cursor = Cursor.decode(out.payload["cursor"])
     assert cursor.position("alert") == parse_id(feed.last_id())
     assert cursor.position("log") < pending_log
@@ -347,9 +350,11 @@ def test_replay_groups_events_per_channel_in_stream_order() -> None:
 def test_replay_emits_immediate_events_in_place() -> None:
     stream = _stream(ev("agent", "a1"), ev("agent", "a2"), ev("agent", "a1", status="offline"),
                      ev("agent", "a2", status="idle"), ev("alert"))
-    out = replay_emissions(Subscription("alpha", ALL), stream, "5-0", now=0.0, max_batch=100)
+    out = replay_emissions(Subscription("alpha", ALL, "a1"), stream, "5-0", now=0.0,
+                           max_batch=100)
     assert [o.event for o in out] == ["agent_update_batch", AGENT_CRITICAL, SYSTEM_ALERT,
                                       "agent_update_batch"]
+    assert out[1].payload["subscription"] == {"swarm": "alpha", "agent_id": "a1"}
     assert ids(out[0]) == ["1-0", "2-0"]
     assert out[1].payload["id"] == "3-0" and out[1].payload["replay"] is True
     assert out[2].payload["id"] == "5-0"

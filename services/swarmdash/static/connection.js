@@ -355,15 +355,16 @@ export class Connection {
       this.handlers.onNotify(event);
       return;
     }
-    const candidates = [...this.subs.values()].filter((s) => s.matches(event));
-    if (candidates.length === 0) return;
+    const { cursor, replay, subscription, ...plain } = event;
+    // Several subscriptions may receive this event, each with its own cursor: the message
+    // names the one it was sent for.
+    const owner = subscription
+      ? this.subs.get(subscriptionKey(subscription.swarm, subscription.agent_id))
+      : [...this.subs.values()].find((s) => s.matches(event));
+    if (!owner) return; // from a subscription that is no longer on screen
     this.noteLag([event]);
-    const { cursor, replay, ...plain } = event;
-    // Several subscriptions receive this event, each with its own cursor, and the message
-    // does not say whose it is: update no cursor then (the next batch of each carries it).
-    const owner = candidates.length === 1 ? candidates[0] : null;
-    this.deliver(owner || candidates[0], [plain], { replay: !!replay });
-    if (owner) owner.advance(cursor);
+    this.deliver(owner, [plain], { replay: !!replay });
+    owner.advance(cursor);
   }
 
   noteLag(events) {
