@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .localcluster import MAX_NODES, ClusterError, LocalCluster, Ports
+from .processes import Timeout
 
 DEFAULT_DIR = ".swarmdash-cluster"
 
@@ -86,7 +87,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         elif args.action == "kill-node":
             cluster.kill_node(args.name)
             print(f"{args.name} killed (SIGKILL)")
-    except ClusterError as exc:
+    except (ClusterError, Timeout) as exc:
         print(f"swarmdash cluster: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -11,13 +11,11 @@ commands work from another shell. Logs: ``<dir>/logs/<process>.log``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +27,8 @@ from typing import Any
 
 import requests
 
+from .processes import Processes, pid_alive, port_free, wait_until
+
 NODES_FQDN = "nodes.swarmdash.local"
 STATE_FILE = "cluster.json"
 #: Node slots in HAProxy's server-template: the most nodes the local cluster can run.
@@ -36,7 +36,7 @@ MAX_NODES = 10
 
 
 class ClusterError(RuntimeError):
-    pass
+    """The cluster cannot be started, changed or reached as asked (the message says why)."""
 
 
 def repo_root() -> Path:
@@ -47,47 +47,6 @@ def repo_root() -> Path:
             return root
     raise ClusterError("haproxy/haproxy.cfg not found: run from a SwarmDash checkout "
                        "or set SWARMDASH_REPO to one")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise ClusterError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own exited child) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
-
-
-def port_free(host: str, port: int, kind: int = socket.SOCK_STREAM) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -147,7 +106,7 @@ class LocalCluster:
         self.ready_timeout = ready_timeout
         self.state = State(ports=ports or Ports(), net=net, stickiness=stickiness,
                            node_env=dict(node_env or {}))
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self.procs = Processes(self.logs, self.dir)
 
     # --- state -------------------------------------------------------------------------
     @classmethod
@@ -206,44 +165,8 @@ class LocalCluster:
     def node_url(self, node: NodeInfo) -> str:
         return f"http://{node.host}:{self.state.ports.node}"
 
-    # --- processes ---------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-                                    cwd=self.dir, start_new_session=True)
-        self._children[proc.pid] = proc
-        return proc.pid
-
-    def _reap(self, pid: int) -> None:
-        proc = self._children.pop(pid, None)
-        if proc is not None:
-            proc.wait(5)
-
-    def _stop_pid(self, pid: int | None, timeout: float, sig: int = signal.SIGTERM) -> None:
-        if not pid:
-            return
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + timeout
-            while pid_alive(pid) and time.monotonic() < deadline:
-                proc = self._children.get(pid)
-                if proc is not None and proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-            if pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-        self._reap(pid)
-
     def tail(self, name: str, lines: int = 30) -> str:
-        try:
-            text = (self.logs / f"{name}.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.procs.tail(name, lines)
 
     # --- up ----------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -298,14 +221,14 @@ class LocalCluster:
         data = self.dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.state.pids["redis"] = self._spawn("redis", [
+        self.state.pids["redis"] = self.procs.spawn("redis", [
             binary, "--port", str(self.state.ports.redis), "--bind", "127.0.0.1",
             "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--daemonize", "no"])
         wait_until(self._redis_ping, 15, "redis-server")
 
     def restart_redis(self) -> None:
-        self._stop_pid(self.state.pids.get("redis"), 10)
+        self.procs.stop(self.state.pids.get("redis"), 10)
         self._start_redis()
         self.save()
 
@@ -319,7 +242,7 @@ class LocalCluster:
             return s.recv(512)[:2] == b"\x12\x34"
 
     def _start_dns(self) -> None:
-        self.state.pids["dns"] = self._spawn("dns", [
+        self.state.pids["dns"] = self.procs.spawn("dns", [
             sys.executable, "-m", "swarmdash.localdns", "--listen",
             f"127.0.0.1:{self.state.ports.dns}", "--name", NODES_FQDN,
             "--state", str(self.dir / STATE_FILE)])
@@ -340,7 +263,7 @@ class LocalCluster:
         """Start a node's process; it enters DNS (and HAProxy) only once it is healthy."""
         config = repo_root() / "infra" / "gunicorn.conf.py"
         node.running = False
-        node.pid = self._spawn(node.name, [sys.executable, "-m", "gunicorn", "-c", str(config),
+        node.pid = self.procs.spawn(node.name, [sys.executable, "-m", "gunicorn", "-c", str(config),
                                            "swarmdash.wsgi:app"], self.node_environment(node))
         self.save()
 
@@ -396,14 +319,14 @@ class LocalCluster:
         self.save()
         if "haproxy" in self.state.pids:
             self.wait_haproxy(lambda up: node.host not in up)
-        self._stop_pid(node.pid, self.graceful_timeout + 5)
+        self.procs.stop(node.pid, self.graceful_timeout + 5)
         self.state.nodes.remove(node)
         self.save()
 
     def restart_node(self, name: str) -> None:
         """Stop a node (its clients reconnect elsewhere and resume) and start it again."""
         node = self.node(name)
-        self._stop_pid(node.pid, self.graceful_timeout + 5)
+        self.procs.stop(node.pid, self.graceful_timeout + 5)
         if "haproxy" in self.state.pids:
             self.wait_haproxy(lambda up: node.host not in up)
         self._start_node(node)
@@ -420,11 +343,7 @@ class LocalCluster:
 
     def kill_node(self, name: str) -> None:
         """kill -9: a crash. The node stays in DNS; HAProxy's checks take it out."""
-        node = self.node(name)
-        if node.pid and pid_alive(node.pid):
-            os.killpg(node.pid, signal.SIGKILL)
-        if node.pid:
-            self._reap(node.pid)
+        self.procs.kill(self.node(name).pid)
 
     @property
     def graceful_timeout(self) -> float:
@@ -451,13 +370,13 @@ class LocalCluster:
     def _start_haproxy(self) -> None:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         cfg = repo_root() / "haproxy" / "haproxy.cfg"
-        self.state.pids["haproxy"] = self._spawn(
+        self.state.pids["haproxy"] = self.procs.spawn(
             "haproxy", [binary, "-db", "-f", str(cfg)], self.haproxy_environment())
         self.save()
         self.wait_haproxy(lambda up: all(n.host in up for n in self.running_nodes()))
 
     def restart_haproxy(self) -> None:
-        self._stop_pid(self.state.pids.get("haproxy"), 10)
+        self.procs.stop(self.state.pids.get("haproxy"), 10)
         self._start_haproxy()
 
     def servers(self) -> list[dict[str, str]]:
@@ -501,7 +420,7 @@ class LocalCluster:
         config.write_text(render_local(src, http=self.state.ports.plain,
                                        stats=self.state.ports.stats))
         binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-        self.state.pids["prometheus"] = self._spawn("prometheus", [
+        self.state.pids["prometheus"] = self.procs.spawn("prometheus", [
             binary, f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{self.state.ports.prometheus}"])
         self.save()
@@ -537,11 +456,11 @@ class LocalCluster:
 
     def down(self) -> None:
         for name in ("prometheus", "haproxy"):
-            self._stop_pid(self.state.pids.pop(name, None), 10)
+            self.procs.stop(self.state.pids.pop(name, None), 10)
         for node in self.state.nodes:
-            self._stop_pid(node.pid, self.graceful_timeout + 5)
+            self.procs.stop(node.pid, self.graceful_timeout + 5)
         for name in ("dns", "redis"):
-            self._stop_pid(self.state.pids.pop(name, None), 10)
+            self.procs.stop(self.state.pids.pop(name, None), 10)
         self.state.nodes.clear()
         (self.dir / STATE_FILE).unlink(missing_ok=True)
         (self.dir / "haproxy.sock").unlink(missing_ok=True)
