@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 import socketio
+from requests.adapters import HTTPAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -136,6 +137,27 @@ class RedisServer:
     def stop(self) -> None:
         self.process.stop()
         wait_for(lambda: not self.ping(), 10, message="redis-server to stop")
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """requests from a chosen local address: proxies that hash the client's address
+    (HAProxy `balance source`, nginx `hash $remote_addr`) see distinct clients."""
+
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(source: str) -> requests.Session:
+    """A requests session whose connections come from ``source`` (e.g. 127.0.0.12)."""
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, SourceAddressAdapter(source))
+    return session
 
 
 def node_env(redis_url: str, node_id: str, port: int, **extra: str) -> dict[str, str]:

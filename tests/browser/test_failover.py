@@ -8,17 +8,16 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
-from .conftest import NODE_SETTINGS, log_events, publish, shown_seqs, wait_for_seqs, wait_for_state
+from swarmdash.localcluster import LocalCluster
+from tests.proxy.conftest import start_cluster
 
-localcluster = pytest.importorskip("swarmdash.localcluster")
+from .conftest import NODE_SETTINGS, log_events, publish, shown_seqs, wait_for_seqs, wait_for_state
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from tests.proxy.conftest import start_cluster
-
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     # the default threshold: this is about reconnecting, not about the polling fallback
     env = {**NODE_SETTINGS, "WEBSOCKET_FALLBACK_THRESHOLD": "5"}
     running = start_cluster(tmp_path_factory.mktemp("browser-lc"), 2, node_env=env)
@@ -29,7 +28,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 def test_serving_node_killed_page_resumes_on_another_with_every_event_once(
-        cluster: localcluster.LocalCluster, page: Page) -> None:
+        cluster: LocalCluster, page: Page) -> None:
     swarm = "bt-failover"
     page.goto(f"{cluster.http_url}/#swarm={swarm}")  # through HAProxy: polling, then upgrade
     wait_for_state(page, "websocket")

@@ -11,16 +11,14 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import socketio
-from requests.adapters import HTTPAdapter
 
-from tests.helpers import DashClient, metric_value, wait_for
+from tests.helpers import DashClient, metric_value, session_from, wait_for
 from tests.integration.test_cluster import Feed, log_event
-from tests.integration.test_js_client import lines, run_js
+from tests.integration.test_js_client import run_js_with_a_drop
 
 from .conftest import Certificate, OpsCluster, need
 from .nginx import NGINX_DIR, Nginx, nginx_test, render_nodes, render_site, start_nginx
@@ -45,24 +43,6 @@ def cluster_proxy(nginx_bin: str, ops_cluster: OpsCluster, certificate: Certific
         yield server
     finally:
         server.stop()
-
-
-class SourceAddress(HTTPAdapter):
-    """requests from a chosen local address: nginx hashes $remote_addr."""
-
-    def __init__(self, source: str):
-        self.source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def session_from(source: str) -> requests.Session:
-    session = requests.Session()
-    session.mount("https://", SourceAddress(source))
-    return session
 
 
 def tls_client(url: str, cert: Certificate) -> DashClient:
@@ -219,23 +199,9 @@ def test_official_js_client_over_tls_receives_batches_and_resumes(
         return sum(metric_value(u, 'swarmdash_subscribe_total{outcome="ok"}') for u in urls)
 
     before = subscribed()
-    client = run_js(cluster_proxy.url, swarm, 20, "", "--drop-after", "6",
-                    env={"NODE_EXTRA_CA_CERTS": str(certificate.cert)})
-    feed = Feed(urls, swarm, batches=10)
-    try:
-        wait_for(lambda: subscribed() > before, 15, message="the JS client subscribed")
-        feed.start()
-        out, err = client.communicate(timeout=40)
-    finally:
-        client.kill()
-        if feed.is_alive() or feed.ident is not None:
-            feed.stop()
-    assert client.returncode == 0, err + out[-2000:]
-    messages = lines(out)
-    acks = [m["ack"] for m in messages if "ack" in m]
-    assert len(acks) == 2 and all(a["ok"] for a in acks), acks
-    ids = messages[-1]["ids"]
-    assert len(ids) == len(set(ids)) and set(ids) == set(feed.accepted)
+    run_js_with_a_drop(cluster_proxy.url, swarm, Feed(urls, swarm, batches=10),
+                       lambda: subscribed() > before, 20, 6,
+                       env={"NODE_EXTRA_CA_CERTS": str(certificate.cert)})
 
 
 # --- live: the single-node site --------------------------------------------------------------

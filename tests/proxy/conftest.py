@@ -12,12 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import socketio
-from requests.adapters import HTTPAdapter
 
 from swarmdash.localcluster import LocalCluster, Ports
-from tests.helpers import DashClient, free_port
+from tests.helpers import DashClient, free_port, session_from
 
 #: Node settings of the test clusters: quick to stop, quiet logs.
 NODE_ENV = {"GRACEFUL_TIMEOUT": "2", "LOG_LEVEL": "warning", "COALESCE_AGENT_UPDATES": "false",
@@ -51,25 +49,6 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         yield cluster
     finally:
         cluster.down()
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """requests from a chosen local address (HAProxy's `balance source` hashes it)."""
-
-    def __init__(self, source: str):
-        self.source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call]
-
-
-def session_from(source: str) -> requests.Session:
-    session = requests.Session()
-    for prefix in ("http://", "https://"):
-        session.mount(prefix, SourceAddressAdapter(source))
-    return session
 
 
 def client_from(url: str, source: str) -> DashClient:
