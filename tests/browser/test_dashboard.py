@@ -224,3 +224,24 @@ def test_websocket_blocked_falls_back_to_polling_without_a_gap_and_switches_back
         "(swarm) => window.__swarmdash.shown.filter((e) => e.swarm === swarm && e.poll).length",
         swarm)
     assert polled >= 30, "the events published during the outage came by polling"
+
+
+def test_a_proxy_that_refuses_the_websocket_upgrade_leaves_the_page_live_on_long_polling(
+        swarm_nodes: Swarm, page: Page) -> None:
+    """Many corporate proxies pass HTTP but refuse Upgrade: Socket.IO's long-polling still
+    works, so the page stays connected (and says how), with no fallback and no gap."""
+    swarm = "bt-no-upgrade"
+    page.route_web_socket(SOCKET_IO, lambda ws: ws.close())  # every upgrade refused
+    page.goto(f"{swarm_nodes.page_url}/#swarm={swarm}")
+    wait_for_state(page, "long-polling")
+    expect(page.locator("#connection-text")).to_contain_text("long-polling")
+    wait_subscribed(page)
+    publish(swarm_nodes.publish_url, log_events(swarm, range(0, 30)))
+    publish(swarm_nodes.publish_url, [{"type": "alert", "swarm": swarm, "agent_id": "agent-1",
+                                       "data": {"severity": "error", "message": "no upgrade"}}])
+    wait_for_seqs(page, swarm, 30)
+    expect(page.locator(".alert", has_text="no upgrade")).to_be_visible()
+    seqs = shown_seqs(page, swarm)
+    assert seqs == list(range(30)), "missing, repeated or out of order"
+    assert page.evaluate("window.__swarmdash.status().failures") == 0
+    assert page.locator('#connection[data-state="long-polling"]').count() == 1
