@@ -103,8 +103,9 @@ class Drill:
 
     def healthy(self, count: int = 3) -> bool:
         """Every node running, UP in HAProxy and live in the registry, ``count`` of them."""
-        nodes = self.cluster().running_nodes()
-        up = self.cluster().up_hosts("socketio")
+        cluster = self.cluster()
+        nodes = cluster.running_nodes()
+        up = cluster.up_hosts("socketio")
         return (len(nodes) == count and all(n.host in up for n in nodes)
                 and self.live_nodes() == sorted(n.name for n in nodes))
 
