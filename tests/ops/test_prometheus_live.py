@@ -36,6 +36,12 @@ class Prometheus:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    def targets(self) -> list[dict[str, Any]]:
+        """Active targets with their health and last scrape error (for failure messages)."""
+        body = requests.get(f"{self.url}/api/v1/targets", timeout=5).json()
+        return [{k: t.get(k) for k in ("scrapeUrl", "health", "lastError")}
+                for t in body["data"]["activeTargets"]]
+
     def up(self) -> dict[str, float]:
         """instance -> value of up{job="swarmdash"}."""
         return {r["metric"]["instance"]: float(r["value"][1])
@@ -62,10 +68,11 @@ def prometheus(ops_cluster: OpsCluster, extra_node: Node,
     out = tmp_path_factory.mktemp("prometheus")
     # Locally the node plays HAProxy's part for service discovery (HAProxy sends
     # /api/v1/cluster/targets to any node); nothing listens on the stats port, so the
-    # haproxy job is configured but down. Scrape every second instead of every 10 s.
+    # haproxy job is configured but down. Scrape every 2 s instead of every 10 s; a busy
+    # machine can take over a second to answer a scrape, so the timeout stays at 2 s.
     text = render_local(PROM, http=entry.port, stats=free_port())
-    text = replace_exactly(text, "scrape_interval: 10s", "scrape_interval: 1s")
-    text = replace_exactly(text, "scrape_timeout: 5s", "scrape_timeout: 1s")
+    text = replace_exactly(text, "scrape_interval: 10s", "scrape_interval: 2s")
+    text = replace_exactly(text, "scrape_timeout: 5s", "scrape_timeout: 2s")
     text = replace_exactly(text, "refresh_interval: 15s", "refresh_interval: 1s")
     config = out / "prometheus.yml"
     config.write_text(text)
@@ -89,11 +96,18 @@ def test_every_node_is_discovered_and_up(prometheus: Prometheus, ops_cluster: Op
                                          extra_node: Node) -> None:
     names = {n.name for n in ops_cluster.nodes} | {extra_node.name}
 
-    def all_up() -> bool:
-        up = prometheus.up()
-        return set(up) == names and all(v == 1 for v in up.values())
+    seen: dict[str, float] = {}
 
-    wait_for(all_up, 20, message=f"up == 1 for every node of {sorted(names)}")
+    def all_up() -> bool:
+        seen.clear()
+        seen.update(prometheus.up())
+        return set(seen) == names and all(v == 1 for v in seen.values())
+
+    try:
+        wait_for(all_up, 60, message=f"up == 1 for every node of {sorted(names)}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last up{{job=swarmdash}}: {seen}; targets: "
+                             f"{prometheus.targets()}") from None
     addresses = {r["metric"]["instance"]: r["metric"]["address"]
                  for r in prometheus.query('up{job="swarmdash"}')}
     assert addresses[extra_node.name] == f"127.0.0.1:{extra_node.port}"
@@ -118,9 +132,9 @@ def test_alert_rules_are_loaded(prometheus: Prometheus) -> None:
 
 def test_a_stopped_node_stays_a_target_and_shows_up_0(prometheus: Prometheus,
                                                       extra_node: Node) -> None:
-    wait_for(lambda: prometheus.up().get(extra_node.name) == 1, 20, message="extra node up")
+    wait_for(lambda: prometheus.up().get(extra_node.name) == 1, 60, message="extra node up")
     extra_node.process.stop()
-    wait_for(lambda: prometheus.up().get(extra_node.name) == 0, 20,
+    wait_for(lambda: prometheus.up().get(extra_node.name) == 0, 60,
              message=f"up == 0 for the stopped {extra_node.name}")
     up = prometheus.up()
     assert all(v == 1 for name, v in up.items() if name != extra_node.name), up
