@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.integration
 MAX_QUEUE = 300
+STUCK_CLIENTS = 50
+#: What 50 stuck clients may add to the node's memory while ~15 MB per client streams by:
+#: at most MAX_QUEUE_SIZE queued packets each (here 300 x ~7 KB, ~2 MB) plus socket buffers.
+#: Without the limit every client would hold the whole stream (50 x 15 MB = 750 MB).
+RSS_GROWTH_BOUND_MB = 80
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +59,35 @@ def stuck_client(url: str, swarm: str) -> websocket.WebSocket:
     while not ws.recv().startswith("431"):  # the ack
         pass
     return ws
+
+
+def stuck_client_cursor(url: str, swarm: str) -> tuple[websocket.WebSocket, str]:
+    """As :func:`stuck_client`, also returning the cursor of the subscribe ack."""
+    ws = websocket.create_connection(
+        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=10,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    assert ws.recv().startswith("0")
+    ws.send("40")
+    while not ws.recv().startswith("40"):
+        pass
+    ws.send("421" + json.dumps(["subscribe", {"swarm": swarm, "channels": ["log"]}]))
+    while not (frame := ws.recv()).startswith("431"):
+        pass
+    ack = json.loads(frame[3:])[0]
+    assert ack["ok"], ack
+    return ws, ack["cursor"]
+
+
+def worker_rss_mb(node: Node) -> float:
+    """Resident memory of the node's gunicorn worker (the master's only child), MB."""
+    assert node.process.proc is not None
+    master = node.process.proc.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(children) == 1, f"expected one worker under gunicorn {master}: {children}"
+    for line in Path(f"/proc/{children[0]}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 def drops(url: str) -> float:
@@ -87,3 +122,49 @@ def test_a_client_that_stops_reading_is_dropped_and_nobody_else_notices(node: No
     finally:
         healthy.close()
         stuck.close()
+
+
+def test_fifty_stuck_clients_keep_node_memory_bounded_and_resume_from_their_cursor(
+        node: Node) -> None:
+    """50 browsers stop reading while ~15 MB each streams by: each is dropped at
+    MAX_QUEUE_SIZE, the node's memory stays bounded, and a dropped client that comes back
+    with its cursor receives every event it missed, once, in order."""
+    swarm = "stuck50"
+    before = drops(node.url)
+    stuck = [stuck_client_cursor(node.url, swarm) for _ in range(STUCK_CLIENTS)]
+    cursor = stuck[0][1]
+    rss_start = worker_rss_mb(node)
+    peak = rss_start
+    published: list[str] = []
+    body = "x" * 7000
+    try:
+        for start in range(0, 2100, 100):  # 2,100 events of ~7 KB: ~15 MB per client
+            batch = [{"type": "log", "swarm": swarm, "agent_id": "a",
+                      "data": {"level": "info", "message": body, "seq": start + i}}
+                     for i in range(100)]
+            r = requests.post(f"{node.url}/api/v1/events", json=batch, timeout=30)
+            assert r.status_code == 202, r.text
+            published += r.json()["ids"]
+            peak = max(peak, worker_rss_mb(node))
+        wait_for(lambda: drops(node.url) >= before + STUCK_CLIENTS, 60,
+                 message=f"all {STUCK_CLIENTS} stuck clients dropped")
+        peak = max(peak, worker_rss_mb(node))
+        print(f"\nnode RSS: {rss_start:.0f} MB at start, peak {peak:.0f} MB with "
+              f"{STUCK_CLIENTS} stuck clients (bound +{RSS_GROWTH_BOUND_MB} MB)")
+        assert peak - rss_start < RSS_GROWTH_BOUND_MB, (rss_start, peak)
+        assert node.health().status_code == 200
+    finally:
+        for ws, _ in stuck:
+            ws.close()
+    back = DashClient(node.url, transports=["websocket"]).connect()
+    try:
+        t0 = time.monotonic()
+        ack = back.sio.call("subscribe", {"swarm": swarm, "channels": ["log"], "since": cursor},
+                            timeout=120)  # ~15 MB are replayed before the ack
+        print(f"resume ack after {time.monotonic() - t0:.1f} s")
+        assert ack["ok"], ack
+        wait_for(lambda: len(back.delivered_ids()) >= len(published), 60,
+                 message="the returning client caught up from its cursor")
+        assert back.delivered_ids() == published, "missed, repeated or reordered events"
+    finally:
+        back.close()
