@@ -138,11 +138,11 @@ def test_latency_lag_slow_consumer_and_connection_metrics(drill: Drill) -> None:
         assert positions == [f'"position":"{last}"'] * 3, positions
         metrics = drill.sh(
             f"curl -s http://127.0.1.{number}:8050/metrics | grep -E '^swarmdash_("
-            "relay_lag_seconds|connected_clients|connection_limit|slow_consumer_drops_total|"
+            "relay_lag_seconds|connected_clients|client_limit|slow_consumer_drops_total|"
             "cluster_nodes|emit_latency_seconds_count|redis_errors_total)'").stdout
         samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines())
         assert float(samples["swarmdash_connected_clients"]) >= 1
-        assert float(samples["swarmdash_connection_limit"]) == 20000
+        assert float(samples["swarmdash_client_limit"]) == 15000
         assert float(samples["swarmdash_slow_consumer_drops_total"]) == 0
         assert float(samples["swarmdash_cluster_nodes"]) == 3
         assert float(samples["swarmdash_relay_lag_seconds"]) < 5
@@ -187,5 +187,5 @@ def test_redis_and_relay_commands(drill: Drill) -> None:
         lines = drill.sh(f"for n in 1 2 3; do curl -s http://127.0.1.$n:8050/metrics "
                          f"| grep -E '^{metric}'; done").stdout.splitlines()
         assert len(lines) == 3, (metric, lines)
-    masked = drill.sh("swarmdash settings | grep SECRET_KEY").stdout.strip()
+    masked = drill.sh("swarmdash settings | grep '^SECRET_KEY='").stdout.strip()
     assert masked == "SECRET_KEY=****"

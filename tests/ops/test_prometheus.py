@@ -30,7 +30,8 @@ EXPECTED = {
     "SwarmDashFallbackPollingHigh": ("fallback-polling-high.md",
                                      "swarmdash_fallback_polls_total"),
     "SwarmDashConnectionsNearLimit": ("connections-near-limit.md",
-                                      "swarmdash_connection_limit"),
+                                      "swarmdash_client_limit"),
+    "SwarmDashIngestRateLimited": ("ingest-rate-limited.md", "swarmdash_ingest_rejected_total"),
 }
 
 

@@ -320,6 +320,41 @@ def test_too_many_subscriptions(make_app: Callable[..., Flask],
     client.disconnect()
 
 
+def test_a_full_room_refuses_one_more_member(make_app: Callable[..., Flask],
+                                            wait_for: Callable[..., Any]) -> None:
+    app = make_app(MAX_ROOM_SIZE="2")
+    wait_for(lambda: node_of(app).relay.connected, message="relay connected")
+    socketio = app.extensions["socketio"]
+    members = [socketio.test_client(app) for _ in range(3)]
+    assert subscribe(members[0])["ok"] and subscribe(members[1])["ok"]
+    ack = subscribe(members[2])
+    assert ack == {"ok": False, "error": "room_full", "detail": "room holds 2 clients"}
+    assert subscribe(members[2], agent_id="a1")["ok"], "another room still has space"
+    members[0].disconnect()
+    assert subscribe(members[2])["ok"], "a place freed in the room"
+    for client in members[1:]:
+        client.disconnect()
+
+
+def test_a_resume_beyond_replay_limit_gets_a_snapshot_instead(
+        make_app: Callable[..., Flask], ev: Any, wait_for: Callable[..., Any]) -> None:
+    app = make_app(REPLAY_LIMIT="5")
+    node = node_of(app)
+    wait_for(lambda: node.relay.connected, message="relay connected")
+    http = app.test_client()
+    client = app.extensions["socketio"].test_client(app)
+    cursor = subscribe(client, channels=["agent"])["cursor"]
+    client.disconnect()
+    ids = post(http, [ev.agent(f"a{i}", status="busy") for i in range(8)])
+    wait_for(lambda: node.relay.position is not None
+             and "{}-{}".format(*node.relay.position) == ids[-1], message="relay caught up")
+    back = app.extensions["socketio"].test_client(app)
+    ack = subscribe(back, channels=["agent"], since=cursor)
+    assert ack["ok"] and ack["gap"] is True, ack
+    assert sorted(a["agent_id"] for a in ack["snapshot"]["agents"]) == [f"a{i}" for i in range(8)]
+    back.disconnect()
+
+
 def test_windows_and_coalescing_through_the_relay(make_app: Callable[..., Flask], ev: Any,
                                                   wait_for: Callable[..., Any]) -> None:
     app = make_app(BATCH_WINDOW_AGENT_MS="50")
