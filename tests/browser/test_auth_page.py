@@ -1,0 +1,71 @@
+"""Sign-in in real Chromium: the page without a token says so (no reconnect loop); /login
+sets the cookie and the page goes live under its Content-Security-Policy; a token for one
+swarm shows that swarm only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.helpers import viewer_token
+
+from .conftest import Swarm, log_events, publish, wait_for_seqs, wait_for_state
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def bare_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A page with no cookie; collects JavaScript errors and CSP violations."""
+    context = browser.new_context()
+    context.add_init_script("window.__swarmdashRecord = true;")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda m: problems.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    yield page, problems
+    context.close()
+
+
+def test_without_a_token_the_page_says_not_signed_in_and_stops(
+        swarm_nodes: Swarm, bare_page: tuple[Page, list[str]]) -> None:
+    page, problems = bare_page
+    requests_made: list[str] = []
+    page.on("request", lambda r: requests_made.append(r.url) if "/socket.io/" in r.url else None)
+    page.goto(swarm_nodes.page_url + "/")
+    wait_for_state(page, "signed-out")
+    expect(page.locator("#connection-text")).to_contain_text("not signed in")
+    handshakes = len(requests_made)
+    page.wait_for_timeout(3000)  # what a reconnect loop would do in this time: nothing
+    assert len(requests_made) == handshakes, "the page kept trying to connect"
+    assert page.evaluate("window.__swarmdash.status().mode") == "signed-out"
+    assert problems == []
+
+
+def test_login_then_live_under_the_csp_with_one_swarm(
+        swarm_nodes: Swarm, bare_page: tuple[Page, list[str]]) -> None:
+    page, problems = bare_page
+    swarm = "bt-signed-in"
+    token = viewer_token([swarm], name="alice")
+    response = page.goto(f"{swarm_nodes.page_url}/login?token={token}")
+    assert response is not None and response.url.rstrip("/") == swarm_nodes.page_url
+    assert "script-src 'self'" in (response.headers.get("content-security-policy") or "")
+    assert "token=" not in page.url, "the token does not stay in the address bar"
+    wait_for_state(page, "websocket")
+    page.wait_for_function(
+        "window.__swarmdash.status().subscriptions.length > 0 && "
+        "window.__swarmdash.status().subscriptions.every((s) => s.subscribed)", timeout=15000)
+    # A token for one swarm: that swarm is shown, "all swarms" is not offered.
+    assert page.evaluate("window.__swarmdash.state.view.swarm") == swarm
+    options = page.locator("#swarm-select option").all_inner_texts()
+    assert "all swarms" not in options and swarm in options
+    publish(swarm_nodes.publish_url, log_events(swarm, range(0, 10)))
+    wait_for_seqs(page, swarm, 10)
+    assert page.evaluate("window.__swarmdash.status().viewer.name") == "alice"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "swarmdash_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == "", "the token is not readable by scripts"
+    assert problems == []
