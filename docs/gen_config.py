@@ -37,6 +37,7 @@ COMPOSE_DOCS = {
     "GRAFANA_ADMIN_PASSWORD": "Grafana's admin password (required, no default).",
     "PROMETHEUS_RETENTION": "How long Prometheus keeps samples.",
     "SIMULATOR_RATE": "Events per second of the optional simulator (profile simulator).",
+    "SIMULATOR_API_KEY": "The API key the optional simulator publishes with (one of API_KEYS).",
 }
 _COMPOSE_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::([-?])([^}]*))?\}")
 

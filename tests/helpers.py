@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,6 +23,26 @@ from requests.adapters import HTTPAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+#: Credentials of every test node (random per test run): nodes sign viewer tokens with
+#: TEST_SECRET_KEY and accept AGENT_KEY for every swarm. Auth is off (AUTH_DISABLED=true)
+#: unless a node is started with ``node_env(..., auth=True)``; clients send the
+#: credentials either way.
+TEST_SECRET_KEY = "test-secret-" + secrets.token_hex(24)
+AGENT_KEY = "sdk_test" + secrets.token_urlsafe(24)
+AGENT_KEY_ID = "test-agent"
+AGENT_KEY_ENTRY = f"{AGENT_KEY_ID}:{hashlib.sha256(AGENT_KEY.encode()).hexdigest()}:*"
+AGENT_HEADERS = {"Authorization": f"Bearer {AGENT_KEY}"}
+#: The node settings of those credentials (for nodes started without node_env).
+AUTH_ENV = {"SECRET_KEY": TEST_SECRET_KEY, "API_KEYS": AGENT_KEY_ENTRY}
+
+
+def viewer_token(swarms: list[str] | None = None, ttl: float = 3600, name: str = "tester",
+                 secret: str = TEST_SECRET_KEY) -> str:
+    """A viewer token for ``swarms`` (None: every swarm), signed like `swarmdash token`."""
+    from swarmdash.auth import issue_token
+
+    return issue_token(secret, swarms=swarms, ttl=ttl, name=name)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
@@ -160,10 +182,14 @@ def session_from(source: str) -> requests.Session:
     return session
 
 
-def node_env(redis_url: str, node_id: str, port: int, **extra: str) -> dict[str, str]:
+def node_env(redis_url: str, node_id: str, port: int, *, auth: bool = False,
+             **extra: str) -> dict[str, str]:
+    """A test node's environment: production mode with the test credentials; API keys and
+    viewer tokens required only with ``auth=True``."""
     env = {"REDIS_URL": redis_url, "NODE_ID": node_id, "HOST": "127.0.0.1", "PORT": str(port),
            "SWARMDASH_ENV_FILE": "/nonexistent", "LOG_LEVEL": "warning", "GRACEFUL_TIMEOUT": "2",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "FLASK_DEBUG": "false", **AUTH_ENV,
+           "AUTH_DISABLED": "false" if auth else "true"}
     env.update(extra)
     return env
 
@@ -216,6 +242,8 @@ class DashClient:
     url: str
     transports: list[str] | None = None
     sio: socketio.Client = field(default_factory=lambda: socketio.Client(reconnection=False))
+    #: Sent in the connect's auth payload (an all-swarms viewer token by default; None: none).
+    token: str | None = field(default_factory=viewer_token)
     received: list[tuple[str, Any]] = field(default_factory=list)
     cursor: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -230,7 +258,8 @@ class DashClient:
                 self.cursor = data["cursor"]
 
     def connect(self) -> DashClient:
-        self.sio.connect(self.url, transports=self.transports, wait_timeout=10)
+        self.sio.connect(self.url, transports=self.transports, wait_timeout=10,
+                         auth={"token": self.token} if self.token else None)
         return self
 
     def subscribe(self, **payload: Any) -> dict[str, Any]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics, registry
+from .auth.web import refuse_swarms
 from .batching import Subscription, event_id
 from .cursor import Cursor, format_id
 from .eventlog import BackendUnavailable
@@ -22,6 +25,7 @@ from .events import (
     validate_batch,
 )
 from .node import current_node
+from .ratelimit import ANONYMOUS, RateLimiter
 
 api = Blueprint("api", __name__)
 #: A client-chosen batch name: a retry with the same key is stored once (IDEMPOTENCY_TTL).
@@ -66,9 +70,10 @@ def ingest() -> tuple[Response, int]:
     raw = request.get_data(cache=False)  # over MAX_PAYLOAD_BYTES: 413 (see too_large)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         metrics.INGEST_REJECTED.labels(reason="invalid_json").inc()
-        return error(400, f"invalid JSON: {exc}")
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return error(400, f"invalid JSON: {why}")
     if isinstance(body, list) and len(body) > s.max_events_per_request:
         metrics.INGEST_REJECTED.labels(reason="too_many").inc()
         return error(413, f"{len(body)} events, limit {s.max_events_per_request} per request")
@@ -78,6 +83,13 @@ def ingest() -> tuple[Response, int]:
     except ValidationError as exc:
         metrics.INGEST_REJECTED.labels(reason="invalid").inc()
         return error(400, "invalid event(s); nothing was accepted", errors=exc.errors[:100])
+    refused = refuse_swarms(e["swarm"] for e in events)  # the API key's swarms only
+    if refused is not None:
+        metrics.INGEST_REJECTED.labels(reason="forbidden").inc()
+        return refused, 403
+    limited = _rate_limit(node.rate_limiter, len(events))
+    if limited is not None:
+        return limited
     try:
         ids, duplicate = node.event_log.append_once(events, key)
     except BackendUnavailable as exc:
@@ -90,6 +102,25 @@ def ingest() -> tuple[Response, int]:
         for event in events:
             metrics.EVENTS_INGESTED.labels(type=event["type"], source="http").inc()
     return jsonify(result), 202
+
+
+def _rate_limit(limiter: RateLimiter, cost: int) -> tuple[Response, int] | None:
+    """None when the caller's key may ingest ``cost`` more events now, else the refusal."""
+    key_id = getattr(g, "api_key_id", None) or ANONYMOUS
+    try:
+        decision = limiter.take(key_id, cost)
+    except BackendUnavailable as exc:
+        metrics.INGEST_REJECTED.labels(reason="unavailable").inc()
+        return unavailable(exc, ", nothing was accepted")
+    if decision.allowed:
+        return None
+    metrics.INGEST_REJECTED.labels(reason="rate_limited").inc()
+    response, status = error(
+        429, f"rate limit of {limiter.rate:g} events/s (burst {limiter.burst}) for key "
+        f"{key_id!r} exceeded; nothing was accepted; retry after "
+        f"{decision.retry_after:.3f} s", retry_after=round(decision.retry_after, 3))
+    response.headers["Retry-After"] = decision.retry_after_header
+    return response, status
 
 
 def _query_filter() -> Subscription:
@@ -106,6 +137,15 @@ def _query_filter() -> Subscription:
         raise ValueError(
             f"unknown channel(s) {', '.join(unknown)[:100]}; use {', '.join(CHANNELS)}")
     return Subscription(swarm, frozenset(channels), agent_id)
+
+
+def _limit(raw: str | None, page_limit: int) -> int:
+    if raw is None:
+        return page_limit
+    digits = raw.lstrip("0")
+    if not raw.isascii() or not raw.isdigit() or not digits:
+        raise ValueError(f"limit must be a whole number >= 1, not {raw[:20]!r}")
+    return page_limit if len(digits) > 12 else min(int(digits), page_limit)
 
 
 @api.get("/api/v1/snapshot")
@@ -131,14 +171,14 @@ def events() -> tuple[Response, int]:
         metrics.FALLBACK_POLLS.inc()
     try:
         sub = _query_filter()
-        limit = int(request.args.get("limit", s.events_page_limit))
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        limit = min(limit, s.events_page_limit)
-        since_raw = request.args.get("since")
-        since = Cursor.decode(since_raw) if since_raw else None
+        limit = _limit(request.args.get("limit"), s.events_page_limit)
     except ValueError as exc:
         return error(400, str(exc))
+    since_raw = request.args.get("since")
+    try:
+        since = Cursor.decode(since_raw) if since_raw else None
+    except ValueError as exc:  # the message names the parameter: "since: invalid stream id"
+        return error(400, f"since: {exc}")
     log = node.event_log
     try:
         if since is None:
@@ -193,7 +233,13 @@ def cluster_targets() -> tuple[Response, int]:
 
 @api.get("/health")
 def health() -> tuple[Response, int]:
-    body, ok = current_node().health()
+    node = current_node()
+    body, ok = node.health()
+    if node.settings.auth_disabled:
+        body["auth"] = "disabled"
+        body["warning"] = "AUTH_DISABLED=true: anyone may publish and watch (demo only)"
+    else:
+        body["auth"] = "enabled"
     return jsonify(body), 200 if ok else 503
 
 
@@ -221,6 +267,17 @@ def client_config() -> tuple[Response, int]:
         "batch_windows_ms": {c: round(w * 1000) for c, w in s.batch_windows.items()},
         "channels": list(CHANNELS),
     }), 200
+
+
+@cache
+def _openapi_document() -> bytes:
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
+
+
+@api.get("/api/v1/openapi.json")
+def openapi() -> Response:
+    """This HTTP API in OpenAPI 3.1 (services/swarmdash/openapi.json, shipped with the package)."""
+    return Response(_openapi_document(), mimetype="application/json")
 
 
 @api.after_app_request

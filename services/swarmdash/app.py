@@ -9,13 +9,17 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import cors, metrics, sockets
+from . import cors, metrics, sockets, wsframes
 from .api import api
+from .auth import web as auth_web
+from .auth.config import AuthConfig
+from .auth.origins import OriginPolicy
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
+from .ratelimit import open_rate_limiter
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
-from .settings import DEFAULT_SECRET_KEY, Settings
+from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
 from .watchdog import SlowConsumerWatchdog
 
 log = logging.getLogger("swarmdash")
@@ -48,17 +52,17 @@ def open_registry(settings: Settings) -> Registry:
 
 
 def _cors(settings: Settings) -> Any:
-    origins = list(settings.cors_allowed_origins)
-    if not origins:
-        return None  # same origin only
-    return "*" if "*" in origins else origins
+    """Socket.IO's origin check: the node's own origin and CORS_ALLOWED_ORIGINS."""
+    return OriginPolicy(settings.cors_allowed_origins).socketio
 
 
 def create_app(settings: Settings, *, async_mode: str = "threading",
                event_log: EventLog | None = None) -> Flask:
     """Build one node. ``async_mode`` is chosen by the entrypoint (wsgi.py or the CLI)."""
+    check_serving(settings)  # production refusals: a placeholder SECRET_KEY, CORS *
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    wsframes.install(settings.websocket_compression)  # whole frames, compressed once
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, DEBUG=settings.flask_debug,
                       MAX_CONTENT_LENGTH=settings.max_payload_bytes)
@@ -79,10 +83,12 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     event_log = event_log or open_event_log(settings)
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
-    node = Node(settings, event_log, socketio, relay, registry=open_registry(settings))
+    node = Node(settings, event_log, socketio, relay, registry=open_registry(settings),
+                rate_limiter=open_rate_limiter(settings, event_log))
     app.extensions["swarmdash"] = node
     app.register_blueprint(api)
-    cors.install(app, settings.cors_allowed_origins)
+    cors.install(app, OriginPolicy(settings.cors_allowed_origins))
+    auth_web.install(app, AuthConfig.from_settings(settings))
     sockets.register(socketio, node)
 
     @app.get("/")
@@ -93,7 +99,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         return render_template("index.html", node=settings.node_name, version=VERSION,
                                config=config)
 
-    if (settings.secret_key == DEFAULT_SECRET_KEY and not settings.flask_debug
+    if (settings.secret_key in PLACEHOLDER_SECRET_KEYS
             and not event_log.embedded):  # a shared deployment, not the local demo
         log.warning("SECRET_KEY is the built-in development key: set your own in production")
     if event_log.embedded:
@@ -107,6 +113,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         server.manager.initialize()
     relay.start()
     metrics.CONNECTION_LIMIT.set(settings.worker_connections)
+    metrics.CLIENT_LIMIT.set(settings.max_clients_per_node)
     socketio.start_background_task(node.heartbeat_loop)
     watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep)
     socketio.start_background_task(watchdog.run)

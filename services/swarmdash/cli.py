@@ -1,4 +1,5 @@
-"""``swarmdash``: serve | demo | simulate | publish | notify | watch | cluster | settings.
+"""``swarmdash``: serve | demo | simulate | publish | notify | watch | cluster | settings |
+apikey | token.
 
 Nothing heavy is imported at module level. ``serve`` and ``demo`` run gunicorn's gevent
 worker (which patches its own process); ``serve`` with ASYNC_MODE=eventlet monkey-patches
@@ -15,7 +16,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .settings import ASYNC_MODES, Settings, SettingsError, describe, effective, load_settings
+from .settings import (
+    ASYNC_MODES,
+    PLACEHOLDER_SECRET_KEYS,
+    Settings,
+    SettingsError,
+    check_serving,
+    describe,
+    effective,
+    load_settings,
+)
 
 
 def patch_engine(mode: str) -> None:
@@ -38,6 +48,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     s = _settings(args, host=args.host, port=args.port, async_mode=args.async_mode)
+    check_serving(s)  # refuse at once, before gunicorn starts
     print(f"swarmdash node {s.node_name} ({s.async_mode}) on http://{s.host}:{s.port}",
           file=sys.stderr, flush=True)
     if s.async_mode == "gevent":  # the production server: gunicorn's gevent worker
@@ -60,8 +71,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import secrets
+
     s = _settings(args, host=args.host, port=args.port).replace(
-        redis_url=args.redis_url or "", message_queue_url="", async_mode="gevent")
+        redis_url=args.redis_url or "", message_queue_url="", async_mode="gevent",
+        auth_disabled=True)  # a local demo: no keys, no tokens (the node says so)
+    if s.secret_key in PLACEHOLDER_SECRET_KEYS:
+        s = s.replace(secret_key=secrets.token_hex(32))  # signs nothing anyone keeps
 
     def load() -> Any:  # runs in the gunicorn worker, after gevent patched it
         from .app import create_app
@@ -88,7 +104,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     host = "localhost" if s.host in ("127.0.0.1", "0.0.0.0") else s.host
     print(f"SwarmDash demo: {args.agents} simulated agents in {args.swarms} swarms, "
           f"{args.rate:g} events/s\n  dashboard  http://{host}:{s.port}/\n"
-          f"  snapshot   http://{host}:{s.port}/api/v1/snapshot\n  Ctrl-C to stop",
+          f"  snapshot   http://{host}:{s.port}/api/v1/snapshot\n"
+          f"  auth is off (AUTH_DISABLED): anyone who reaches this port may watch and "
+          f"publish; see docs/security.md to run with keys and tokens\n  Ctrl-C to stop",
           file=sys.stderr, flush=True)
     run_gunicorn(load, s)
     return 0
@@ -101,6 +119,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     url = args.url.rstrip("/") + "/api/v1/events"
     session = requests.Session()
+    api_key = args.api_key or load_settings().publish_api_key
+    if api_key:
+        session.headers["Authorization"] = f"Bearer {api_key}"
     retries = 0
 
     def send(batch: list[dict[str, Any]]) -> None:
@@ -140,6 +161,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from .auth import AuthError
     from .eventlog import BackendUnavailable
     from .events import ValidationError
     from .publisher import Publisher
@@ -153,11 +175,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
         payload = {"type": args.type, "swarm": args.swarm, "agent_id": args.agent,
                    "data": json.loads(args.data or "{}")}
     try:
-        with Publisher(args.redis_url) as pub:
+        with Publisher(args.redis_url, url=args.url, api_key=args.api_key) as pub:
             result = pub.publish(payload)
     except ValidationError as exc:
         print(json.dumps({"error": "invalid event(s)", "errors": exc.errors}), file=sys.stderr)
         return 2
+    except AuthError as exc:
+        print(json.dumps({"error": str(exc), "status": exc.status}), file=sys.stderr)
+        return 4
     except BackendUnavailable as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return 3
@@ -194,7 +219,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.agent_id:
         subscription["agent_id"] = args.agent_id
     transports = [args.transport] if args.transport else None
-    watcher = Watcher(args.url, subscription, sys.stdout, transports, args.count)
+    token = args.token or load_settings().viewer_token or None
+    watcher = Watcher(args.url, subscription, sys.stdout, transports, args.count, token)
     try:
         watcher.run(args.duration)
     except KeyboardInterrupt:
@@ -207,8 +233,64 @@ def cmd_settings(args: argparse.Namespace) -> int:
         for name, default, doc in describe():
             print(f"# {doc}\n{name}={default}\n")
         return 0
-    for name, value in effective(load_settings()):  # validates, like a node at start-up
+    settings = load_settings()  # validates, like a node at start-up
+    for name, value in effective(settings):
         print(f"{name}={value}")
+    try:
+        check_serving(settings)
+    except SettingsError as exc:
+        print(f"# a node would refuse to start with these settings: {exc}", file=sys.stderr)
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from .auth.apikeys import ApiKey, generate_key, key_hash, parse_api_key_entry
+
+    swarms = None if args.all_swarms else frozenset(args.swarm or ())
+    if swarms is not None and not swarms:
+        raise SystemExit("apikey: give --swarm NAME (repeatable) or --all-swarms")
+    key = generate_key()
+    scope = "*" if swarms is None else "|".join(sorted(swarms))
+    try:
+        entry: ApiKey = parse_api_key_entry(f"{args.id}:{key_hash(key)}:{scope}")
+    except ValueError as exc:
+        raise SystemExit(f"apikey: {exc}") from None
+    print("# The key, for the agent (Authorization: Bearer <key>); it is not stored anywhere:")
+    print(f"PUBLISH_API_KEY={key}")
+    print("# The nodes' entry: add it to API_KEYS (comma-separated), then restart the nodes:")
+    print(f"API_KEYS={entry.entry}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .auth.tokens import TokenError, issue_token, parse_duration, verify_token
+
+    s = load_settings()
+    if args.check:
+        try:
+            viewer = verify_token(args.check, (*s.secret_key_previous, s.secret_key))
+        except TokenError as exc:
+            print(json.dumps({"valid": False, "reason": exc.reason, "error": exc.detail}))
+            return 1
+        print(json.dumps({"valid": True, **viewer.describe()}))
+        return 0
+    check_serving(s)  # a node with these settings must accept what is signed here
+    if args.all_swarms == bool(args.swarm):
+        raise SystemExit("token: give --swarm NAME (repeatable) or --all-swarms")
+    try:
+        ttl = parse_duration(args.ttl)
+        if ttl > s.viewer_token_max_ttl:
+            raise ValueError(f"--ttl {args.ttl} is longer than VIEWER_TOKEN_MAX_TTL "
+                             f"({s.viewer_token_max_ttl} s)")
+        token = issue_token(s.secret_key, swarms=None if args.all_swarms else args.swarm,
+                            ttl=ttl, name=args.name)
+    except ValueError as exc:
+        raise SystemExit(f"token: {exc}") from None
+    scope = "every swarm" if args.all_swarms else ", ".join(sorted(set(args.swarm)))
+    until = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() + ttl))
+    print(f"viewer token for {args.name}: {scope}, valid until {until}\n"
+          f"sign in: {args.url.rstrip('/')}/login?token={token}", file=sys.stderr)
+    print(token)
     return 0
 
 
@@ -239,10 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=50.0, help="events per second")
     sim.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
     sim.add_argument("--seed", type=int)
+    sim.add_argument("--api-key", help="sent as Authorization: Bearer (default: "
+                     "PUBLISH_API_KEY)")
     sim.set_defaults(func=cmd_simulate)
 
-    pub = sub.add_parser("publish", help="publish events straight to Redis")
+    pub = sub.add_parser("publish", help="publish events straight to Redis, or to a node "
+                         "with --url")
     pub.add_argument("--redis-url", help="default: REDIS_URL")
+    pub.add_argument("--url", help="POST to this node (or HAProxy) instead of writing to Redis")
+    pub.add_argument("--api-key", help="the API key (default over --url: PUBLISH_API_KEY)")
     pub.add_argument("--file", "-f", help="JSON file with an event or a list ('-' = stdin)")
     pub.add_argument("--type", choices=("agent", "task", "metric", "log", "alert"))
     pub.add_argument("--swarm")
@@ -266,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--transport", choices=("websocket", "polling"),
                        help="default: long-polling, then upgrade to websocket")
     watch.add_argument("--count", type=int, help="stop after this many events")
+    watch.add_argument("--token", help="viewer token (default: VIEWER_TOKEN)")
     watch.add_argument("--duration", type=float, help="stop after this many seconds")
     watch.set_defaults(func=cmd_watch)
 
@@ -277,6 +365,28 @@ def build_parser() -> argparse.ArgumentParser:
                          "(secrets masked); --defaults prints the defaults in .env format")
     env.add_argument("--defaults", action="store_true")
     env.set_defaults(func=cmd_settings)
+
+    key = sub.add_parser("apikey", help="make a new API key for an agent: prints the key and "
+                         "its API_KEYS entry (a hash)")
+    key.add_argument("--id", required=True, help="the key's name, e.g. the agent fleet")
+    key.add_argument("--swarm", action="append", help="a swarm the key may publish to "
+                     "(repeatable)")
+    key.add_argument("--all-swarms", action="store_true")
+    key.set_defaults(func=cmd_apikey)
+
+    tok = sub.add_parser("token", help="issue a viewer token (signed with SECRET_KEY) and "
+                         "print its sign-in link; --check verifies one")
+    tok.add_argument("--swarm", action="append", help="a swarm the viewer may see "
+                     "(repeatable)")
+    tok.add_argument("--all-swarms", action="store_true")
+    tok.add_argument("--ttl", default="8h", help="lifetime: 30m, 8h, 7d (default %(default)s)")
+    tok.add_argument("--name", default="viewer", help="who the token is for (shown, logged)")
+    tok.add_argument("--url", default="http://127.0.0.1:8050",
+                     help="the dashboard's address, for the sign-in link")
+    tok.add_argument("--check", metavar="TOKEN",
+                     help="verify TOKEN with the settings in effect (SECRET_KEY and "
+                     "SECRET_KEY_PREVIOUS) and print what it grants")
+    tok.set_defaults(func=cmd_token)
     return p
 
 

@@ -55,6 +55,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             cluster.up()
             _print_status(cluster.status())
             print(f"logs: {cluster.logs}/   stop: swarmdash cluster down --dir {args.dir}")
+            print(f"sign in: SWARMDASH_ENV_FILE={args.dir}/node.env swarmdash token "
+                  f"--all-swarms --ttl 8h --url {cluster.http_url}   (open the link it prints)\n"
+                  f"publish: SWARMDASH_ENV_FILE={args.dir}/simulator.env swarmdash simulate "
+                  f"--url {cluster.http_url}")
             return 0
         cluster = LocalCluster.load(workdir)
         if args.action == "status":

@@ -62,8 +62,11 @@ def valid_agent_id(agent_id: Any) -> bool:
 
 
 def _number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    try:
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and math.isfinite(value))
+    except OverflowError:  # an integer beyond any double, e.g. 1e400 written out
+        return False
 
 
 def _text(value: Any, limit: int = MAX_TEXT, empty: bool = False) -> bool:
@@ -134,8 +137,8 @@ def _check_one(raw: Any, now: float, max_bytes: int) -> tuple[Event | None, list
     event: Event = {"type": kind, "swarm": raw["swarm"], "agent_id": raw["agent_id"],
                     "ts": ts, "data": data}
     try:
-        size = len(encode(event))
-    except (TypeError, ValueError) as exc:
+        size = len(encode(event).encode())  # bytes, as stored; a lone surrogate cannot be
+    except (TypeError, ValueError) as exc:  # (UnicodeEncodeError is a ValueError)
         return None, [{"field": "data", "error": f"not encodable as JSON: {exc}"}]
     if size > max_bytes:
         return None, [{"field": "", "error": f"event is {size} bytes, limit {max_bytes}"}]

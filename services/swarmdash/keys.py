@@ -8,6 +8,7 @@
 ``<prefix>:idem:<key>``             ids of a batch stored under an idempotency key (with a TTL)
 ``<prefix>:cluster:nodes``          hash node name -> its last heartbeat record (JSON)
 ``<prefix>:cluster:alive:<node>``   present while the node heartbeats (expires after HEARTBEAT_TTL)
+``<prefix>:ratelimit:<key id>``     token bucket of one API key (hash tokens, ts; expires when full)
 The Lua scripts in ``eventlog/`` receive :meth:`Keys.swarm_prefix` and append the
 ``:agents`` / ``:tasks`` / ``:tasks:done`` suffixes defined here.
 """
@@ -46,6 +47,9 @@ class Keys:
 
     def node_alive(self, node: str) -> str:
         return f"{self.prefix}:cluster:alive:{node}"
+
+    def rate_limit(self, key_id: str) -> str:
+        return f"{self.prefix}:ratelimit:{key_id}"
 
     def agents(self, swarm: str) -> str:
         return f"{self.swarm_prefix}{swarm}{AGENTS_SUFFIX}"

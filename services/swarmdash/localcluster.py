@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -191,6 +192,7 @@ class LocalCluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
             self._make_cert()
+            self._make_credentials()
             self._start_redis()
             self.save()
             self._start_dns()
@@ -206,6 +208,46 @@ class LocalCluster:
             self.down()
             raise
         return self
+
+    @property
+    def node_env_file(self) -> Path:
+        return self.dir / "node.env"
+
+    @property
+    def simulator_env_file(self) -> Path:
+        return self.dir / "simulator.env"
+
+    def _make_credentials(self) -> None:
+        """A SECRET_KEY and an API key for the simulator, unless the cluster has its own.
+
+        ``node.env`` (read by every node) gets the secret and the key's hash;
+        ``simulator.env`` the key itself (``PUBLISH_API_KEY``, read by ``swarmdash simulate``).
+        """
+        from .auth.apikeys import generate_key, key_hash
+
+        if self.node_env_file.exists():
+            return
+        key = generate_key()
+        for path, text in (
+                (self.simulator_env_file, f"PUBLISH_API_KEY={key}\n"),
+                (self.node_env_file,
+                 "# Written by `swarmdash cluster up`: settings every node reads at start.\n"
+                 f"SECRET_KEY={secrets.token_hex(32)}\n"
+                 f"API_KEYS=simulator:{key_hash(key)}:*\n")):
+            path.write_text(text)
+            path.chmod(0o600)
+
+    def viewer_headers(self) -> dict[str, str]:
+        """A short viewer token for this cluster's own API calls (from the nodes' SECRET_KEY)."""
+        from .auth.tokens import issue_token
+        from .settings import read_env_file
+
+        values = read_env_file(self.node_env_file) if self.node_env_file.is_file() else {}
+        secret = {**values, **self.state.node_env}.get("SECRET_KEY", "")
+        if not secret:
+            return {}
+        token = issue_token(secret, swarms=None, ttl=60, name="swarmdash-cluster")
+        return {"Authorization": f"Bearer {token}"}
 
     def _make_cert(self) -> None:
         script = repo_root() / "haproxy" / "make-cert.sh"
@@ -253,7 +295,7 @@ class LocalCluster:
         return {
             # Settings every node reads at start (e.g. SECRET_KEY, see the rotation runbook);
             # the values below and `--env` take precedence over the file.
-            "SWARMDASH_ENV_FILE": str(self.dir / "node.env"),
+            "SWARMDASH_ENV_FILE": str(self.node_env_file),
             "REDIS_URL": self.redis_url, "NODE_ID": node.name, "HOST": node.host,
             "PORT": str(self.state.ports.node), "PYTHONUNBUFFERED": "1",
             **self.state.node_env, **node.env,
@@ -435,7 +477,8 @@ class LocalCluster:
         except requests.RequestException:
             servers = {}
         try:
-            cluster = requests.get(f"{self.http_url}/api/v1/cluster", timeout=2).json()
+            cluster = requests.get(f"{self.http_url}/api/v1/cluster", timeout=2,
+                                   headers=self.viewer_headers()).json()
         except (requests.RequestException, ValueError):
             cluster = {"nodes": [], "totals": {}}
         live = {n["node"]: n for n in cluster.get("nodes", [])}

@@ -52,6 +52,11 @@ FALLBACK_POLLS = Counter(f"{NS}_fallback_polls_total",
                          registry=REGISTRY)
 SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
                     registry=REGISTRY)
+CONNECTS_REFUSED = Counter(f"{NS}_connects_refused_total",
+                           "Socket.IO connects refused by this node, by reason (node_full)",
+                           ["reason"], registry=REGISTRY)
+CLIENT_LIMIT = Gauge(f"{NS}_client_limit", "Socket.IO clients this node accepts "
+                     "(MAX_CLIENTS_PER_NODE)", registry=REGISTRY)
 
 
 _RELAYED = {kind: EVENTS_RELAYED.labels(type=kind) for kind in EVENT_TYPES}

@@ -12,6 +12,7 @@ from flask_socketio import SocketIO
 
 from . import metrics
 from .eventlog import EventLog
+from .ratelimit import MemoryRateLimiter, RateLimiter
 from .registry import MemoryRegistry, Record, Registry
 from .relay import Relay
 from .settings import Settings
@@ -29,6 +30,7 @@ class Node:
     started: float = field(default_factory=time.time)
     clients: set[str] = field(default_factory=set)
     registry: Registry = field(default_factory=MemoryRegistry)
+    rate_limiter: RateLimiter = field(default_factory=lambda: MemoryRateLimiter(0, 1))
     stopping: bool = False
 
     @property

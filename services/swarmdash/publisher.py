@@ -1,13 +1,19 @@
-"""The Python publisher: agents write straight to the Redis event log, with the same validation.
+"""The Python publisher: agents write to the Redis event log, or POST to a node, with the
+same validation.
 
     from swarmdash import Publisher
-    pub = Publisher("redis://127.0.0.1:6379/0")
+    pub = Publisher("redis://127.0.0.1:6379/0")            # straight to Redis
+    pub = Publisher(url="https://dash.example.com", api_key="sdk_...")  # through the API
     pub.agent("alpha", "agent-7", "busy", task_id="t-1")
     pub.publish([{"type": "log", "swarm": "alpha", "agent_id": "agent-7",
                   "data": {"level": "info", "message": "started"}}])
 
 Invalid events raise :class:`~swarmdash.events.ValidationError` (nothing written);
-an unreachable Redis raises :class:`~swarmdash.eventlog.BackendUnavailable` (retry).
+an unreachable Redis or node raises :class:`~swarmdash.eventlog.BackendUnavailable` (retry);
+a refused API key raises :class:`~swarmdash.auth.AuthError` (401 unknown, 403 swarm).
+Over HTTP the key defaults to ``PUBLISH_API_KEY``. Writing to Redis needs no key (Redis
+access is trusted); an ``api_key`` given there is checked against ``API_KEYS`` and its
+swarms, as a node would.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .eventlog import EventLog, open_event_log
-from .events import valid_idempotency_key, validate_batch
+from .auth.apikeys import ApiKey, AuthError, KeyRing
+from .eventlog import BackendUnavailable, EventLog, open_event_log
+from .events import ValidationError, valid_idempotency_key, validate_batch
 from .settings import Settings, load_settings
 
 
@@ -29,14 +36,28 @@ class PublishResult:
 
 
 class Publisher:
-    def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None,
-                 event_log: EventLog | None = None):
+    def __init__(self, redis_url: str | None = None, *, url: str | None = None,
+                 api_key: str | None = None, settings: Settings | None = None,
+                 event_log: EventLog | None = None, timeout: float = 10.0):
         base = settings or load_settings()
+        self.settings = base
+        self.url = url.rstrip("/") if url else None
+        self.timeout = timeout
+        self.key: ApiKey | None = None
+        self.log: EventLog | None = None
+        if self.url:  # through a node's HTTP API
+            self.api_key = api_key or base.publish_api_key or None
+            return
         if redis_url is not None:
             base = base.replace(redis_url=redis_url)
         if event_log is None and base.embedded:
-            raise ValueError("Publisher needs a Redis URL (argument or REDIS_URL)")
+            raise ValueError("Publisher needs a Redis URL (argument or REDIS_URL) or url=")
         self.settings = base
+        self.api_key = api_key
+        if api_key is not None and not base.auth_disabled:
+            self.key = KeyRing.from_entries(base.api_keys).authenticate(api_key)
+            if self.key is None:
+                raise AuthError(401, "unknown API key (not in API_KEYS)")
         self.log = event_log or open_event_log(base)
 
     def publish(self, events: dict[str, Any] | list[dict[str, Any]], *,
@@ -51,8 +72,43 @@ class Publisher:
                                max_event_bytes=self.settings.max_event_bytes)
         if idempotency_key is not None and not valid_idempotency_key(idempotency_key):
             raise ValueError("idempotency_key must be 1-128 characters of [A-Za-z0-9_.:-]")
+        if self.url:
+            return self._post(valid, idempotency_key)
+        if self.key is not None:
+            denied = sorted({e["swarm"] for e in valid if not self.key.allows(e["swarm"])})
+            if denied:
+                raise AuthError(403, f"API key {self.key.id!r} may not publish to swarm(s) "
+                                     f"{', '.join(denied)}")
+        assert self.log is not None
         ids, duplicate = self.log.append_once(valid, idempotency_key)
         return PublishResult(len(ids), ids[-1], ids, duplicate)
+
+    def _post(self, events: list[dict[str, Any]], idempotency_key: str | None) -> PublishResult:
+        import requests
+
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        try:
+            r = requests.post(f"{self.url}/api/v1/events", json=events, headers=headers,
+                              timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        try:
+            body = r.json()
+        except ValueError:
+            body = {"error": r.text[:300]}
+        if r.status_code == 202:
+            return PublishResult(body["accepted"], body["cursor"], body["ids"],
+                                 bool(body.get("duplicate")))
+        message = str(body.get("error", f"HTTP {r.status_code}"))
+        if r.status_code in (401, 403):
+            raise AuthError(r.status_code, message)
+        if r.status_code == 400 and "errors" in body:
+            raise ValidationError(body["errors"])
+        if r.status_code in (429, 502, 503, 504):
+            raise BackendUnavailable(message)
+        raise ValueError(f"refused by {self.url}: HTTP {r.status_code} {message}")
 
     def _one(self, kind: str, swarm: str, agent_id: str, data: dict[str, Any],
              ts: float | None) -> PublishResult:
@@ -89,7 +145,8 @@ class Publisher:
                          {"severity": severity, "message": message, **fields}, ts)
 
     def close(self) -> None:
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
 
     def __enter__(self) -> Publisher:
         return self

@@ -35,6 +35,11 @@ class Settings:
     # --- the original guide's names -------------------------------------------------
     websocket_enabled: bool = _env(
         "WEBSOCKET_ENABLED", True, "Offer the websocket transport (false: long-polling only).")
+    websocket_compression: str = _env(
+        "WEBSOCKET_COMPRESSION", "shared",
+        "permessage-deflate on websockets: shared (each message compressed once for every "
+        "client), per-client (a compression context per connection), off.",
+        choices=("shared", "per-client", "off"))
     websocket_ping_interval: int = _env(
         "WEBSOCKET_PING_INTERVAL", 25, "Engine.IO ping interval, seconds.", min=1, max=3600)
     websocket_ping_timeout: int = _env(
@@ -63,10 +68,39 @@ class Settings:
     flask_debug: bool = _env("FLASK_DEBUG", False, "Flask debug mode (never in production).")
     socketio_debug: bool = _env(
         "SOCKETIO_DEBUG", False, "Log every Socket.IO and Engine.IO packet.")
-    secret_key: str = _env("SECRET_KEY", DEFAULT_SECRET_KEY, "Flask secret key.", secret=True)
+    secret_key: str = _env(
+        "SECRET_KEY", DEFAULT_SECRET_KEY,
+        "Signs viewer tokens (and Flask's cookies); 32+ random characters, the same on every "
+        "node. Required in production.", secret=True)
     cors_allowed_origins: tuple[str, ...] = _env(
         "CORS_ALLOWED_ORIGINS", (),
-        "Comma-separated origins allowed to connect; empty = same origin only; * = any.")
+        "Comma-separated origins allowed besides the node's own; empty = same origin only; "
+        "* = any (refused in production).")
+
+    # --- authentication --------------------------------------------------------------
+    auth_disabled: bool = _env(
+        "AUTH_DISABLED", False,
+        "Switch API keys and viewer tokens off: anyone may publish and watch (local demo "
+        "only; the node warns).")
+    api_keys: tuple[str, ...] = _env(
+        "API_KEYS", (),
+        "API keys agents publish with: entries id:<sha256 hex of the key>:<swarm|swarm or *>, "
+        "separated by commas; `swarmdash apikey` makes one.")
+    secret_key_previous: tuple[str, ...] = _env(
+        "SECRET_KEY_PREVIOUS", (),
+        "Former SECRET_KEYs, comma-separated: viewer tokens they signed stay valid until they "
+        "expire (rotation).", secret=True)
+    viewer_token_max_ttl: int = _env(
+        "VIEWER_TOKEN_MAX_TTL", 30 * 86400,
+        "Longest lifetime `swarmdash token` issues, seconds (also how long to keep a key in "
+        "SECRET_KEY_PREVIOUS).", min=60, max=366 * 86400)
+    publish_api_key: str = _env(
+        "PUBLISH_API_KEY", "",
+        "The API key `swarmdash simulate`, `swarmdash publish --url` and Publisher send.",
+        secret=True)
+    viewer_token: str = _env(
+        "VIEWER_TOKEN", "", "The viewer token `swarmdash watch` sends (`swarmdash token`).",
+        secret=True)
 
     # --- node ------------------------------------------------------------------------
     node_id: str = _env("NODE_ID", "", "Name of this node (default: <hostname>:<port>).")
@@ -180,6 +214,19 @@ class Settings:
     events_page_limit: int = _env(
         "EVENTS_PAGE_LIMIT", 1000, "Most events one GET /api/v1/events returns.", min=1,
         max=100_000)
+    ingest_rate_limit: float = _env(
+        "INGEST_RATE_LIMIT", 10000.0,
+        "Events per second one API key (or, with auth off, all publishers together) may "
+        "ingest, shared by every node; 0 = unlimited.", min=0, max=10_000_000)
+    ingest_burst: int = _env(
+        "INGEST_BURST", 20000,
+        "Events a key may send at once above INGEST_RATE_LIMIT (the token bucket's size).",
+        min=1, max=100_000_000)
+    max_clients_per_node: int = _env(
+        "MAX_CLIENTS_PER_NODE", 15000,
+        "Socket.IO clients one node accepts; beyond it a connect is refused (node_full). "
+        "Keep it below WORKER_CONNECTIONS so HTTP requests still get through.", min=1,
+        max=1_000_000)
 
     # --- derived ---------------------------------------------------------------------
     @property
@@ -266,6 +313,17 @@ def _to_origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _to_list(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
+def _to_api_keys(raw: str) -> tuple[str, ...]:
+    from .auth.apikeys import parse_api_keys, split_entries
+
+    keys = parse_api_keys(split_entries(raw))
+    return tuple(k.entry for k in keys)
+
+
 def _to_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         raw = raw.strip()
@@ -279,6 +337,8 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "REDIS_URL": _to_url(("redis", "rediss", "unix")),
     "MESSAGE_QUEUE_URL": _to_url(("redis", "rediss", "unix", "amqp", "amqps")),
     "CORS_ALLOWED_ORIGINS": _to_origins,
+    "API_KEYS": _to_api_keys,
+    "SECRET_KEY_PREVIOUS": _to_list,
 }
 
 
@@ -344,10 +404,46 @@ def _check_consistency(s: Settings) -> None:
         raise SettingsError(
             f"HEARTBEAT_TTL={s.heartbeat_ttl:g} must be longer than "
             f"HEARTBEAT_INTERVAL={s.heartbeat_interval:g}, or live nodes would flicker out")
+    if s.ingest_rate_limit and s.ingest_burst < s.max_events_per_request:
+        raise SettingsError(
+            f"INGEST_BURST={s.ingest_burst} is below MAX_EVENTS_PER_REQUEST="
+            f"{s.max_events_per_request}: a full request could never be accepted")
+    if s.max_clients_per_node >= s.worker_connections:
+        raise SettingsError(
+            f"MAX_CLIENTS_PER_NODE={s.max_clients_per_node} must be below WORKER_CONNECTIONS="
+            f"{s.worker_connections}, or the HTTP API and health checks starve when it is full")
     if s.message_queue_url and s.embedded:
         raise SettingsError(
             "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "
             "shared Redis event stream; set REDIS_URL too")
+
+
+#: SECRET_KEY values that are not secrets: empty, the built-in one and the guides' placeholders.
+PLACEHOLDER_SECRET_KEYS = frozenset({
+    "", DEFAULT_SECRET_KEY, "change-me", "changeme", "change-me-in-production",
+    "your-secret-key", "your-secret-key-here", "secret", "secret-key", "replace-me"})
+#: A SECRET_KEY shorter than this is refused in production (32 characters, e.g. token_hex(16)).
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def check_serving(s: Settings) -> None:
+    """What a node refuses to serve with in production (FLASK_DEBUG=false); raises
+    :class:`SettingsError`. Run at every node's start, and by ``swarmdash settings``."""
+    if s.flask_debug:
+        return
+    if s.secret_key.strip().lower() in PLACEHOLDER_SECRET_KEYS:
+        raise SettingsError(
+            "SECRET_KEY is missing or a placeholder: set 32+ random characters of your own "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))'); FLASK_DEBUG=true "
+            "runs without one, for development only")
+    if len(s.secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(
+            f"SECRET_KEY is {len(s.secret_key)} characters, fewer than "
+            f"{MIN_SECRET_KEY_LENGTH}: too short to sign viewer tokens safely")
+    if "*" in s.cors_allowed_origins:
+        raise SettingsError(
+            "CORS_ALLOWED_ORIGINS=* lets any web site's pages use this node: list the "
+            "dashboard's origins instead (https://dash.example.com)")
 
 
 def _text(value: Any) -> str:

@@ -33,8 +33,10 @@ def describe(event: Event) -> str:
 
 class Watcher:
     def __init__(self, url: str, subscription: dict[str, Any], out: TextIO,
-                 transports: list[str] | None = None, count: int | None = None):
+                 transports: list[str] | None = None, count: int | None = None,
+                 token: str | None = None):
         self.url = url
+        self.token = token  # a viewer token (`swarmdash token`), sent in the connect's auth
         self.subscription = subscription
         self.out = out
         self.transports = transports
@@ -85,7 +87,8 @@ class Watcher:
         return handle
 
     def run(self, duration: float | None = None) -> int:
-        self.sio.connect(self.url, transports=self.transports, wait_timeout=15)
+        self.sio.connect(self.url, transports=self.transports, wait_timeout=15,
+                         auth={"token": self.token} if self.token else None)
         try:
             self.done.wait(duration)
         finally:

@@ -6,6 +6,10 @@ page can watch one node while events are published to the other. The nodes fall 
 polling after two failed reconnects (``WEBSOCKET_FALLBACK_THRESHOLD=2``) to keep the
 fallback tests short.
 
+Auth is on: every page starts signed in (the viewer-token cookie that ``/login`` sets, for
+an all-swarms token) and events are published with the test API key; test_auth_page.py
+signs in through ``/login`` itself.
+
 Pages get ``window.__swarmdashRecord = true`` before their scripts run: the dashboard then
 records every event it shows (after de-duplication) in ``window.__swarmdash.shown``.
 """
@@ -23,7 +27,16 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.helpers import Node, RedisServer, free_port, node_env, start_node
+from swarmdash.auth.config import COOKIE
+from tests.helpers import (
+    AGENT_HEADERS,
+    Node,
+    RedisServer,
+    free_port,
+    node_env,
+    start_node,
+    viewer_token,
+)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -53,7 +66,7 @@ class Swarm:
 def publish(url: str, events: list[dict[str, Any]]) -> list[str]:
     """POST events to a node; return their ids."""
     response = requests.post(f"{url}/api/v1/events", json=events, timeout=10,
-                             headers={"Idempotency-Key": uuid.uuid4().hex})
+                             headers={"Idempotency-Key": uuid.uuid4().hex, **AGENT_HEADERS})
     assert response.status_code == 202, response.text
     ids: list[str] = response.json()["ids"]
     return ids
@@ -109,7 +122,7 @@ def swarm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     nodes: list[Node] = []
     try:
         for i in (1, 2):
-            env = node_env(redis.url, f"bnode{i}", free_port(),
+            env = node_env(redis.url, f"bnode{i}", free_port(), auth=True,
                            MESSAGE_QUEUE_CHANNEL=f"swarmdash-browser-{redis.port}",
                            **NODE_SETTINGS)
             nodes.append(start_node(f"bnode{i}", "gevent", env, log_dir))
@@ -123,8 +136,13 @@ def swarm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context and page; JavaScript errors on the page fail the test."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    # Some probes of these tests evaluate strings, which the page's CSP (no eval) forbids;
+    # test_auth_page.py runs the page under its CSP.
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
     context.add_init_script("window.__swarmdashRecord = true;")
+    context.add_cookies([{"name": COOKIE, "value": viewer_token(name="browser-test"),
+                          "domain": "127.0.0.1", "path": "/", "httpOnly": True,
+                          "sameSite": "Strict"}])
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, Request, WebSocketRoute, expect
 
 from swarmdash.events import Event
 from swarmdash.simulator import SwarmSimulator
-from tests.helpers import ROOT, metric_value
+from tests.helpers import AGENT_HEADERS, ROOT, metric_value
 
 from .conftest import (
     ARTIFACTS,
@@ -61,7 +61,8 @@ def test_under_simulated_load_stays_responsive_and_saves_a_screenshot(
 
     def send(events: list[Event]) -> None:
         session.post(f"{swarm_nodes.publish_url}/api/v1/events", json=events, timeout=10,
-                     headers={"Idempotency-Key": uuid.uuid4().hex}).raise_for_status()
+                     headers={"Idempotency-Key": uuid.uuid4().hex, **AGENT_HEADERS}
+                     ).raise_for_status()
 
     feeder = threading.Thread(target=simulator.run, args=(send,), daemon=True,
                               kwargs={"rate": 1000, "duration": 60, "should_stop": stop.is_set})

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page
 
 from swarmdash.localcluster import LocalCluster
+from tests.helpers import AUTH_ENV
 from tests.proxy.conftest import start_cluster
 
 from .conftest import NODE_SETTINGS, log_events, publish, shown_seqs, wait_for_seqs, wait_for_state
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     # the default threshold: this is about reconnecting, not about the polling fallback
-    env = {**NODE_SETTINGS, "WEBSOCKET_FALLBACK_THRESHOLD": "5"}
+    env = {**NODE_SETTINGS, "WEBSOCKET_FALLBACK_THRESHOLD": "5", **AUTH_ENV,
+           "AUTH_DISABLED": "false"}  # the page's cookie and publish()'s key are the tests'
     running = start_cluster(tmp_path_factory.mktemp("browser-lc"), 2, node_env=env)
     try:
         yield running

@@ -4,6 +4,7 @@ over the nodes; clients that lose their node resume through HAProxy with their c
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import statistics
@@ -25,16 +26,24 @@ def test_rotate_secret_key_with_rolling_restart_loses_nothing(
         drill: Drill, viewers: list[Viewer]) -> None:
     wait_healthy(drill)
     names = [n.name for n in drill.cluster().running_nodes()]
-    # Every node runs on the built-in key today, and says so in its log.
-    warned = {n: drill.sh(f"grep -c '{DEV_KEY_WARNING}' .swarmdash-cluster/logs/{n}.log",
-                          check=False).stdout.strip() for n in names}
-    assert all(int(c or 0) >= 1 for c in warned.values()), warned
-    # The new key, in the environment file every node of the local cluster reads; checked.
+    # `cluster up` gave the nodes a key of their own: none runs on the built-in one.
+    for n in names:
+        assert DEV_KEY_WARNING not in (drill.dir / "logs" / f"{n}.log").read_text()
+    # A viewer's token, signed with the current key, then the runbook's rotation.
+    token = drill.sh("SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash token "
+                     "--all-swarms --ttl 1h --name drill").stdout.strip()
+    check = f"SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash token --check '{token}'"
+    assert json.loads(drill.sh(check).stdout)["valid"] is True
     env_file = drill.dir / "node.env"
-    env_file.write_text(f"SECRET_KEY={secrets.token_hex(32)}\n")
+    before = env_file.read_text()
+    drill.sh("old=$(grep '^SECRET_KEY=' .swarmdash-cluster/node.env | tail -1 | cut -d= -f2-) "
+             "&& echo \"SECRET_KEY_PREVIOUS=$old\" >> .swarmdash-cluster/node.env")
+    env_file.write_text(env_file.read_text() + f"SECRET_KEY={secrets.token_hex(32)}\n")
+    assert env_file.read_text() != before
+    assert json.loads(drill.sh(check).stdout)["valid"] is True, "old token, previous key"
     checked = drill.sh("SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash settings "
-                       "| grep SECRET_KEY")
-    assert checked.stdout.strip() == "SECRET_KEY=****"
+                       "| grep '^SECRET_KEY'")
+    assert checked.stdout.split() == ["SECRET_KEY=****", "SECRET_KEY_PREVIOUS=****"]
 
     swarm = "rolling"
     for src in SOURCES:
@@ -65,10 +74,14 @@ def test_rotate_secret_key_with_rolling_restart_loses_nothing(
         assert_exactly_once_in_order(v.merged(), feed.accepted, swarm)
         assert v.gaps == 0, "a resume needed a snapshot"
     wait_healthy(drill)
-    # Every node came back on the new key: no new development-key warning since the restart.
+    # Every node came back, never on the built-in key; the old token is still valid.
     for n in names:
         log = (drill.dir / "logs" / f"{n}.log").read_text(errors="replace")
-        assert log.count(DEV_KEY_WARNING) == int(warned[n]), f"{n} still on the built-in key"
+        assert DEV_KEY_WARNING not in log, f"{n} on the built-in key"
+    env_file.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
+                                if not line.startswith("SECRET_KEY_PREVIOUS=")))
+    gone = json.loads(drill.sh(check, check=False).stdout)
+    assert gone["valid"] is False and gone["reason"] == "invalid", "previous key removed"
     resumes = [t for v in viewers for t in v.resume_times]
     per_node = [f"{line.split()[0]} at {t:.1f} s" for t, line in steps]
     print(f"\nrolling-restart of {len(names)} nodes: {took:.2f} s ({', '.join(per_node)}); "

@@ -1,5 +1,7 @@
 """Fixtures that start real processes: a private redis-server and three SwarmDash nodes.
 
+Auth is on: clients send the test viewer token (DashClient does), publishers the test API
+key (``AGENT_HEADERS``).
 Two nodes run under gunicorn's gevent worker (one started as in production with
 ``gunicorn -c infra/gunicorn.conf.py``, one by ``swarmdash serve``), one under eventlet via
 ``swarmdash serve``: the cluster must work with mixed engines.
@@ -35,7 +37,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     nodes: list[Node] = []
     try:
         for i, engine in enumerate(ENGINES, 1):
-            env = node_env(redis.url, f"node{i}", free_port(),
+            env = node_env(redis.url, f"node{i}", free_port(), auth=True,
                            MESSAGE_QUEUE_CHANNEL=f"swarmdash-test-{redis.port}",
                            COALESCE_AGENT_UPDATES="false")
             nodes.append(start_node(f"node{i}", engine, env, log_dir))

@@ -19,12 +19,15 @@ import requests
 
 from swarmdash import Publisher
 from tests.helpers import (
+    AGENT_HEADERS,
+    AGENT_KEY,
     DashClient,
     free_port,
     id_key,
     metric_value,
     node_env,
     start_node,
+    viewer_token,
     wait_for,
 )
 
@@ -45,7 +48,8 @@ def agent_event(swarm: str, n: int) -> dict[str, Any]:
 
 
 def post(node_url: str, events: list[dict[str, Any]]) -> requests.Response:
-    return requests.post(f"{node_url}/api/v1/events", json=events, timeout=5)
+    return requests.post(f"{node_url}/api/v1/events", json=events, timeout=5,
+                         headers=AGENT_HEADERS)
 
 
 class Feed(threading.Thread):
@@ -86,7 +90,7 @@ class Feed(threading.Thread):
             key, batch = pending
             try:
                 r = requests.post(f"{url}/api/v1/events", json=batch, timeout=5,
-                                  headers={"Idempotency-Key": key})
+                                  headers={"Idempotency-Key": key, **AGENT_HEADERS})
             except requests.RequestException:
                 self.errors += 1
                 continue
@@ -298,7 +302,8 @@ def test_publish_and_simulate_commands_feed_the_cluster(
     viewer = cluster.client(2)
     clients.append(viewer)
     assert viewer.subscribe(swarm="cli", channels=["log"])["ok"]
-    env = {**os.environ, "REDIS_URL": cluster.redis.url, "SWARMDASH_ENV_FILE": "/nonexistent"}
+    env = {**os.environ, "REDIS_URL": cluster.redis.url, "SWARMDASH_ENV_FILE": "/nonexistent",
+           "PUBLISH_API_KEY": AGENT_KEY}  # simulate sends it as its Bearer key
     cli = [sys.executable, "-m", "swarmdash.cli"]
     done = subprocess.run(
         [*cli, "publish", "--type", "log", "--swarm", "cli", "--agent", "bot-1", "--data",
@@ -319,7 +324,8 @@ def test_publish_and_simulate_commands_feed_the_cluster(
     sent = int(sim.stderr.rsplit("done:", 1)[1].split()[0])
     assert sent >= 12 + 200  # the roster, then about rate x duration events
     snapshot = requests.get(f"{cluster.nodes[1].url}/api/v1/snapshot?swarm=swarm-1",
-                            timeout=5).json()
+                            timeout=5, headers={"Authorization": f"Bearer {viewer_token()}"}
+                            ).json()
     assert len(snapshot["agents"]) == 6
 
 
@@ -327,7 +333,8 @@ def test_clients_of_a_killed_node_resume_on_the_others(
         cluster: Cluster, clients: list[DashClient], tmp_path: Path) -> None:
     """kill -9 a node mid-stream: its viewers resume elsewhere from their cursors."""
     swarm = "killed"
-    env = node_env(cluster.redis.url, "node4", free_port(), COALESCE_AGENT_UPDATES="false",
+    env = node_env(cluster.redis.url, "node4", free_port(), auth=True,
+                   COALESCE_AGENT_UPDATES="false",
                    MESSAGE_QUEUE_CHANNEL=f"swarmdash-test-{cluster.redis.port}")
     doomed = start_node("node4", "gunicorn", env, tmp_path)
     feed = Feed([n.url for n in cluster.nodes], swarm)
@@ -371,7 +378,7 @@ def subscribes_ok(node_url: str) -> float:
 def test_watch_command_tails_a_subscription(cluster: Cluster) -> None:
     node = cluster.nodes[1].url
     before = subscribes_ok(node)
-    env = {**os.environ, "SWARMDASH_ENV_FILE": "/nonexistent"}
+    env = {**os.environ, "SWARMDASH_ENV_FILE": "/nonexistent", "VIEWER_TOKEN": viewer_token()}
     watch = subprocess.Popen(
         [sys.executable, "-m", "swarmdash.cli", "watch", "--url", node, "--swarm", "tail",
          "--channels", "log", "--count", "3", "--duration", "30"],

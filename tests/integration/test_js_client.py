@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, viewer_token, wait_for
 
 from .conftest import Cluster
 from .test_cluster import Feed, subscribes_ok
@@ -29,7 +29,8 @@ def run_js(url: str, swarm: str, count: int, *extra: str,
         "run `npm ci --prefix tests/js` (tests/run.sh does)"
     return subprocess.Popen([node, str(CLIENT), url, swarm, str(count), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, "SWARMDASH_TOKEN": viewer_token(),
+                                 **(env or {})})
 
 
 def lines(out: str) -> list[dict[str, Any]]:

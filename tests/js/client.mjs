@@ -1,6 +1,8 @@
 // A dashboard-like client on the official socket.io-client: subscribe, keep the cursor,
 // resume with `since` after a reconnect. Prints one JSON line per received message and a
 // final summary. Usage: node client.mjs URL SWARM COUNT [transport] [--drop-after N]
+// The viewer token, if any, comes from SWARMDASH_TOKEN (sent in the connect's auth payload);
+// a refused connect prints {connect_error: {message, data}} and exits with status 2.
 import { io } from "socket.io-client";
 
 const [url, swarm, countText, transport = "", ...rest] = process.argv.slice(2);
@@ -8,6 +10,7 @@ const wanted = Number(countText);
 const dropAfter = rest[0] === "--drop-after" ? Number(rest[1]) : Infinity;
 const options = { reconnectionDelay: 100, reconnectionDelayMax: 500 };
 if (transport) options.transports = [transport];
+if (process.env.SWARMDASH_TOKEN) options.auth = { token: process.env.SWARMDASH_TOKEN };
 const socket = io(url, options);
 const ids = [];
 let cursor = null;
@@ -20,6 +23,13 @@ const done = (code, reason) => {
   process.exit(code);
 };
 setTimeout(() => done(1, "timeout"), 30000);
+
+socket.on("connect_error", (err) => {
+  // Refused by the server (e.g. no valid token): the client does not retry by itself.
+  console.log(JSON.stringify({ connect_error: { message: err.message, data: err.data ?? null },
+                               active: socket.active }));
+  if (!socket.active) done(2, "connect_error");
+});
 
 socket.on("connect", async () => {
   const request = { swarm, channels: ["agent", "log"] };

@@ -17,9 +17,11 @@ import socketio
 from swarmdash.localcluster import LocalCluster, Ports
 from tests.helpers import DashClient, free_port, session_from
 
-#: Node settings of the test clusters: quick to stop, quiet logs.
+#: Node settings of the test clusters: quick to stop, quiet logs. Auth is off (the runbooks'
+#: commands and the proxy tests are not about it); `cluster up` still makes the cluster's
+#: SECRET_KEY and API key, and a test may turn auth on with AUTH_DISABLED=false.
 NODE_ENV = {"GRACEFUL_TIMEOUT": "2", "LOG_LEVEL": "warning", "COALESCE_AGENT_UPDATES": "false",
-            "HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3"}
+            "HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3", "AUTH_DISABLED": "true"}
 
 
 def free_udp_port() -> int:

@@ -122,6 +122,9 @@ def log_factory(request: pytest.FixtureRequest,
 #: Fast relay, small windows: the socket tests wait on conditions, never on sleeps.
 FAST = {
     "NODE_ID": "unit-node",
+    # A node in production mode needs a real secret; auth has its own tests (test_auth*.py).
+    "SECRET_KEY": "unit-test-secret-0123456789abcdef0123456789",
+    "AUTH_DISABLED": "true",
     "LOG_LEVEL": "warning",
     "RELAY_BLOCK_MS": "50",
     "FLUSH_TICK_MS": "5",

@@ -8,7 +8,7 @@ import threading
 
 from simple_websocket import ws
 
-from swarmdash import wsfix
+from swarmdash import wsframes
 
 PAYLOAD = b"x" * (4 * 1024 * 1024)
 
@@ -42,7 +42,7 @@ def test_complete_sends_deliver_every_byte() -> None:
     received = bytearray()
     reader = _reader(b, received)
     try:
-        wrapped = wsfix.CompleteSends(a)
+        wrapped = wsframes.CompleteSends(a)
         assert wrapped.send(PAYLOAD) == len(PAYLOAD)
         assert wrapped.fileno() == a.fileno()  # everything else is the socket's
         a.shutdown(socket.SHUT_WR)
@@ -54,8 +54,8 @@ def test_complete_sends_deliver_every_byte() -> None:
 
 
 def test_install_wraps_the_socket_of_every_websocket() -> None:
-    wsfix.install()
-    wsfix.install()  # idempotent
+    wsframes.install()
+    wsframes.install()  # idempotent
     seen: list[object] = []
 
     class Probe(ws.Base):
@@ -66,7 +66,7 @@ def test_install_wraps_the_socket_of_every_websocket() -> None:
     try:
         with contextlib.suppress(Exception):  # not connected: the probe only looks at its socket
             Probe(a)
-        assert isinstance(seen[0], wsfix.CompleteSends)
+        assert isinstance(seen[0], wsframes.CompleteSends)
     finally:
         a.close()
         b.close()

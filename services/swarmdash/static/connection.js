@@ -16,6 +16,11 @@
 // reconnects the page polls GET /api/v1/events with its cursors, while the manager keeps
 // trying the socket; once the manager has given up, one probe every `probe_interval_ms`. As
 // soon as the socket connects again the page stops polling and subscribes with its cursors.
+//
+// Sign-in: the page's viewer token is an HttpOnly cookie (set by GET /login?token=...), sent
+// by the browser with the Socket.IO handshake and the API calls. A connect the node refuses
+// (no token, expired, forged) or an API answer 401 puts the page in the "signed-out" state:
+// no reconnect loop, no polling, until the page is reloaded after signing in again.
 
 const SUBSCRIBE_TIMEOUT_MS = 10000;
 const RETRY_SUBSCRIBE_MS = 2000;
@@ -113,6 +118,8 @@ export class Connection {
     this.pollOk = true;
     this.lastPollAt = 0;
     this.lagMs = null;
+    this.viewer = null; // {name, swarms: "*" | [names], expires}: from connection_established
+    this.signedOut = null; // why the node refused this page's token, once it has
     this.clockOffset = 0; // server time - local time, seconds
     this.stats = { messages: 0, events: 0, duplicates: 0, polls: 0, pollErrors: 0,
                    reconnects: 0, fallbacks: 0 };
@@ -163,12 +170,20 @@ export class Connection {
     });
     socket.on("connect", () => this.onConnect());
     socket.on("disconnect", (reason) => this.onDisconnect(reason));
-    socket.on("connect_error", () => {
+    socket.on("connect_error", (err) => {
+      if (err?.data?.error === "unauthorized") {
+        this.signOut(err.data.detail || err.message);
+        return;
+      }
       if (this.gaveUp) this.scheduleProbe();
       this.changed();
     });
     socket.on("connection_established", (info) => {
       this.node = info.node;
+      if (info.viewer) {
+        this.viewer = info.viewer;
+        this.handlers.onViewer?.(info.viewer);
+      }
       if (typeof info.server_time === "number") {
         this.clockOffset = info.server_time - Date.now() / 1000;
       }
@@ -180,6 +195,19 @@ export class Connection {
 
   threshold() {
     return Math.max(1, Number(this.config.fallback_threshold) || 5);
+  }
+
+  /** The node refused this page's token: stop every attempt, say so. */
+  signOut(detail) {
+    if (this.signedOut) return;
+    this.signedOut = detail || "not signed in";
+    clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+    this.socket?.io.reconnection(false);
+    this.socket?.disconnect();
+    this.leaveFallback();
+    this.mode = "signed-out";
+    this.changed();
   }
 
   /** Make the subscriptions exactly `specs` (what is on screen). */
@@ -221,7 +249,9 @@ export class Connection {
     const s = this.socket;
     let state;
     let transport = null;
-    if (s?.connected) {
+    if (this.signedOut) {
+      state = "signed-out";
+    } else if (s?.connected) {
       transport = s.io.engine?.transport?.name || null;
       state = transport === "websocket" ? "websocket" : "long-polling";
     } else if (this.mode === "fallback") {
@@ -234,7 +264,8 @@ export class Connection {
     return { state, transport, mode: this.mode, attempt: this.attempt, failures: this.failures,
              gaveUp: this.gaveUp,
              node: state === "fallback" || state === "offline" ? this.fallbackNode : this.node,
-             lagMs: this.lagMs, threshold: this.threshold(),
+             lagMs: this.lagMs, threshold: this.threshold(), signedOut: this.signedOut,
+             viewer: this.viewer,
              maxAttempts: Number(this.config.max_reconnect_attempts) || 0,
              subscriptions: [...this.subs.values()].map((sub) => ({
                key: sub.key, cursor: sub.cursor, pending: sub.pending,
@@ -294,7 +325,9 @@ export class Connection {
           sub.marks = new Map();
         }
         this.handlers.onSubscribeError?.(sub, ack);
-        if (ack.error !== "bad_request" && ack.error !== "disconnected") {
+        if (ack.error === "unauthorized") this.signOut(ack.detail);
+        // bad_request and forbidden are final: the same request would be refused again
+        if (!["bad_request", "disconnected", "forbidden", "unauthorized"].includes(ack.error)) {
           sub.retry = setTimeout(() => {
             if (this.socket.connected && this.subs.get(sub.key) === sub) this.subscribe(sub);
           }, RETRY_SUBSCRIBE_MS);
@@ -403,7 +436,7 @@ export class Connection {
   // --- polling fallback ---------------------------------------------------------------
 
   enterFallback() {
-    if (this.mode === "fallback" || this.socket.connected) return;
+    if (this.mode === "fallback" || this.socket.connected || this.signedOut) return;
     this.mode = "fallback";
     this.stats.fallbacks += 1;
     this.poller = { stopped: false, wake: null, running: null };
@@ -496,6 +529,10 @@ export class Connection {
     const headers = { Accept: "application/json" };
     if (fallback) headers["X-Swarmdash-Mode"] = "fallback";
     const response = await fetch(url, { headers, cache: "no-store" });
+    if (response.status === 401) {
+      const body = await response.json().catch(() => ({}));
+      this.signOut(body.error);
+    }
     if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
     const node = response.headers.get("X-Swarmdash-Node");
     if (node) this.fallbackNode = node;

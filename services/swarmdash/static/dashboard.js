@@ -211,6 +211,23 @@ function subscriptionsFor(view) {
   ];
 }
 
+/** May this page's viewer token see every swarm (until the node said otherwise: yes)? */
+function allSwarmsAllowed() {
+  const viewer = connection?.viewer;
+  return !viewer || viewer.swarms === "*";
+}
+
+/** The node told us who we are: a token for some swarms shows those, never "all swarms". */
+function onViewer(viewer) {
+  if (viewer.swarms === "*") return;
+  for (const swarm of viewer.swarms) state.swarms.add(swarm);
+  dirty.swarms = true;
+  if (!viewer.swarms.includes(state.view.swarm) && viewer.swarms.length > 0) {
+    setView({ ...state.view, swarm: viewer.swarms[0], agent: null });
+  }
+  schedule();
+}
+
 // --- the view (URL fragment) ----------------------------------------------------------------
 
 function parseHash() {
@@ -314,6 +331,7 @@ const STATE_TEXT = {
   reconnecting: (s) => `reconnecting (attempt ${s.attempt})`,
   fallback: (s) => `polling fallback · ${s.gaveUp ? "probing the socket" : `socket attempt ${s.attempt}`}`,
   offline: () => "offline",
+  "signed-out": () => "not signed in · open your sign-in link (swarmdash token)",
 };
 
 function renderStatus() {
@@ -324,6 +342,7 @@ function renderStatus() {
   box.className = `connection conn-${s.state}`;
   const text = STATE_TEXT[s.state](s);
   if ($("connection-text").textContent !== text) $("connection-text").textContent = text;
+  box.title = s.signedOut || (s.viewer ? `signed in as ${s.viewer.name}` : "");
   $("serving-node").textContent = s.node || "–";
   $("event-lag").textContent = s.lagMs == null ? "–"
     : s.lagMs < 1000 ? `${s.lagMs} ms` : `${(s.lagMs / 1000).toFixed(1)} s`;
@@ -357,7 +376,7 @@ function renderSwarms() {
   const select = $("swarm-select");
   const names = [...new Set([...state.swarms, ...(state.view.swarm === "*" ? [] : [state.view.swarm])])]
     .sort();
-  const wanted = ["*", ...names];
+  const wanted = [...(allSwarmsAllowed() ? ["*"] : []), ...names];
   const have = [...select.options].map((o) => o.value);
   if (have.join() !== wanted.join()) {
     select.replaceChildren(...wanted.map((name) => {
@@ -641,7 +660,7 @@ async function main() {
   const config = await loadConfig();
   charts = new ChartBoard($("charts"), $("charts-empty"), metrics);
   connection = new Connection(config, {
-    onEvents, onSnapshot, onNotify,
+    onEvents, onSnapshot, onNotify, onViewer,
     onStatus: () => {
       dirty.status = true;
       schedule();
