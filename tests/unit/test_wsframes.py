@@ -1,11 +1,13 @@
-"""Websocket frames are written whole, whatever the socket's send buffer takes at once."""
+"""Websocket frames are written whole, and compressed once for every client."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import zlib
 
+import pytest
 from simple_websocket import ws
 
 from swarmdash import wsframes
@@ -70,3 +72,36 @@ def test_install_wraps_the_socket_of_every_websocket() -> None:
     finally:
         a.close()
         b.close()
+
+
+def inflate(payload: bytes, bits: int = 15) -> bytes:
+    """What a permessage-deflate client does with one message (RFC 7692 7.2.2)."""
+    return zlib.decompressobj(-bits).decompress(payload + b"\x00\x00\xff\xff")
+
+
+def test_a_message_is_deflated_once_and_inflates_back() -> None:
+    cache = wsframes.DeflateCache()
+    message = b'42["log_update_batch",{"events":[' + b'{"seq":1},' * 500 + b"]}]"
+    first = cache.get(message, 15)
+    assert inflate(first) == message
+    assert len(first) < len(message) / 10
+    again = cache.get(bytes(bytearray(message)), 15)  # an equal message, another object
+    assert again is first and (cache.hits, cache.misses) == (1, 1)
+    assert inflate(cache.get(message, 10), 10) == message  # a smaller window is its own entry
+    assert cache.misses == 2
+
+
+def test_the_cache_stays_within_its_budget_and_skips_huge_messages() -> None:
+    cache = wsframes.DeflateCache(budget=64 * 1024, message_max=16 * 1024)
+    for i in range(100):
+        cache.get(f"{i:04d}".encode() * 1000, 15)  # 4 KB each
+    assert cache.size <= 64 * 1024
+    huge = b"y" * (32 * 1024)
+    assert inflate(cache.get(huge, 15)) == huge
+    assert inflate(cache.get(huge, 15)) == huge
+    assert cache.hits == 0, "a message over message_max is compressed each time, not kept"
+
+
+def test_install_refuses_an_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="shared, per-client, off"):
+        wsframes.install("gzip")
