@@ -17,14 +17,19 @@ and the Node.js client offer permessage-deflate, and simple-websocket accepted i
 compression context per connection: every batch sent to a room was deflated again for
 every member. Under 500 clients that was 45% of a node's CPU. Here the server answers the
 offer with ``server_no_context_takeover`` (RFC 7692 lets a server always add it), so a
-message compresses to the same bytes for every client, and each distinct message is
-deflated once and the result reused (a cache bounded by :data:`CACHE_BYTES`). The client
-still inflates normally; only the cross-message dictionary is lost, which batches of
-JSON hardly need. ``per-client`` keeps the stock behaviour; ``off`` declines compression.
+message compresses to the same bytes for every client. The client still inflates
+normally; only the cross-message dictionary is lost, which batches of JSON hardly need.
+``per-client`` keeps the stock behaviour; ``off`` declines compression.
+
+**One frame per message.** A server's frames are not masked, so with plain or shared
+compression a message's whole frame (header and payload) is the same for every client: it
+is built once and each client's writer only writes it (:class:`FrameCache`, bounded by
+:data:`CACHE_BYTES`), instead of encoding, compressing and framing it again per client.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 import zlib
 from collections import OrderedDict
@@ -32,7 +37,7 @@ from typing import Any
 
 #: Most bytes (messages + their compressed form) the shared-compression cache holds.
 CACHE_BYTES = 16 * 1024 * 1024
-#: Messages larger than this are compressed for their one client, not cached (a resume's
+#: Messages larger than this are framed for their one client, not cached (a resume's
 #: replay is sent to one client; a room's batches are far smaller).
 CACHE_MESSAGE_MAX = 1024 * 1024
 MODES = ("shared", "per-client", "off")
@@ -56,8 +61,35 @@ class CompleteSends:
         return getattr(self._sock, name)
 
 
-class DeflateCache:
-    """Compressed payloads by (window bits, message), least recently used out first."""
+def deflate(data: bytes, bits: int) -> bytes:
+    """One whole message as permessage-deflate sends it without context takeover."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def text_frame(message: str, bits: int | None) -> bytes:
+    """A server's whole text frame for ``message``: FIN, unmasked; deflated (RSV1 set)
+    when ``bits`` is a window size, plain when it is None."""
+    payload = message.encode("utf-8")
+    first = 0x81
+    if bits is not None:
+        payload = deflate(payload, bits)
+        first |= 0x40
+    n = len(payload)
+    if n < 126:
+        header = bytes((first, n))
+    elif n < 65536:
+        header = struct.pack("!BBH", first, 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 127, n)
+    return header + payload
+
+
+class FrameCache:
+    """Whole frames by (compression, message), least recently used out first.
+
+    A room's batch is one packet object, encoded once to one string by Engine.IO, so every
+    member's writer asks for the same string: after the first, a lookup by identity."""
 
     def __init__(self, budget: int = CACHE_BYTES, message_max: int = CACHE_MESSAGE_MAX):
         self.budget = budget
@@ -65,58 +97,61 @@ class DeflateCache:
         self.size = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[tuple[int, bytes], bytes] = OrderedDict()
+        self._entries: OrderedDict[tuple[int | None, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def deflate(data: bytes, bits: int) -> bytes:
-        """One whole message as permessage-deflate sends it without context takeover."""
-        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits)
-        return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
-
-    def get(self, data: bytes, bits: int) -> bytes:
-        if len(data) > self.message_max:
-            return self.deflate(data, bits)
-        key = (bits, data)
+    def get(self, message: str, bits: int | None) -> bytes:
+        if len(message) > self.message_max:
+            return text_frame(message, bits)
+        key = (bits, message)
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return found
-        compressed = self.deflate(data, bits)
+        frame = text_frame(message, bits)
         with self._lock:
             self.misses += 1
             if key not in self._entries:
-                self._entries[key] = compressed
-                self.size += len(data) + len(compressed)
+                self._entries[key] = frame
+                self.size += len(message) + len(frame)
                 while self.size > self.budget and self._entries:
-                    (_, old), old_compressed = self._entries.popitem(last=False)
-                    self.size -= len(old) + len(old_compressed)
-        return compressed
+                    (_, old), old_frame = self._entries.popitem(last=False)
+                    self.size -= len(old) + len(old_frame)
+        return frame
 
 
-CACHE = DeflateCache()
+CACHE = FrameCache()
+#: The frame style of a connection whose frames are not cached (per-client compression).
+UNCACHED = -1
+
+
+def frame_style(connection: Any) -> int | None:
+    """How a connection's text frames are built: None plain, a window size for shared
+    deflate, :data:`UNCACHED` for anything else (per-client compression)."""
+    proto = getattr(getattr(connection, "connection", None), "_proto", None)
+    if proto is None or getattr(connection, "client", True):  # a client masks its frames
+        return UNCACHED
+    extensions = [e for e in proto.extensions if e.enabled()]
+    if not extensions:
+        return None
+    if len(extensions) == 1 and getattr(extensions[0], "shared", False):
+        return int(extensions[0].server_max_window_bits)
+    return UNCACHED
 
 
 def _extension_classes() -> tuple[type, type]:
     from wsproto.extensions import PerMessageDeflate
-    from wsproto.frame_protocol import Opcode, RsvBits
 
     class SharedDeflate(PerMessageDeflate):
-        """permessage-deflate with ``server_no_context_takeover``: whole messages are
-        compressed through :data:`CACHE`, so a room's batch is deflated once."""
+        """permessage-deflate with ``server_no_context_takeover``: a message compresses to
+        the same bytes for every client, so its frame comes from :data:`CACHE`."""
+
+        shared = True
 
         def __init__(self) -> None:
             super().__init__(server_no_context_takeover=True)
-
-        def frame_outbound(self, proto: Any, opcode: Any, rsv: Any, data: bytes,
-                           fin: bool) -> tuple[Any, bytes]:
-            if not fin or opcode is Opcode.CONTINUATION or not self._compressible_opcode(
-                    opcode):
-                return super().frame_outbound(proto, opcode, rsv, data, fin)
-            bits = self.client_max_window_bits if proto.client else self.server_max_window_bits
-            return (RsvBits(True, rsv[1], rsv[2]), CACHE.get(bytes(data), int(bits)))
 
     class NoDeflate(PerMessageDeflate):
         """Declines every permessage-deflate offer: frames go uncompressed."""
@@ -144,9 +179,22 @@ def install(compression: str = "shared") -> None:
         def __init__(self: Any, sock: Any = None, *args: Any, **kwargs: Any) -> None:
             if sock is not None and not isinstance(sock, CompleteSends):
                 sock = CompleteSends(sock)
-            original_init(self, sock, *args, **kwargs)
+            original_init(self, sock, *args, **kwargs)  # the handshake happens here
+            self._frame_style = frame_style(self.ws)
+
+        original_send = ws.Base.send
+
+        def send(self: Any, data: Any) -> None:
+            """Text messages as whole frames from :data:`CACHE` where the connection's
+            framing allows (plain, or shared deflate); anything else as before."""
+            style = getattr(self, "_frame_style", UNCACHED)
+            if style != UNCACHED and isinstance(data, str) and self.connected:
+                self.sock.send(CACHE.get(data, style))
+                return
+            original_send(self, data)
 
         ws.Base.__init__ = __init__
+        ws.Base.send = send
         ws._swarmdash_stock_deflate = stock_deflate
     shared, off = _extension_classes()
     # simple-websocket names PerMessageDeflate when it accepts a connection.

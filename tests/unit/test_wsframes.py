@@ -79,27 +79,46 @@ def inflate(payload: bytes, bits: int = 15) -> bytes:
     return zlib.decompressobj(-bits).decompress(payload + b"\x00\x00\xff\xff")
 
 
-def test_a_message_is_deflated_once_and_inflates_back() -> None:
-    cache = wsframes.DeflateCache()
-    message = b'42["log_update_batch",{"events":[' + b'{"seq":1},' * 500 + b"]}]"
-    first = cache.get(message, 15)
-    assert inflate(first) == message
-    assert len(first) < len(message) / 10
-    again = cache.get(bytes(bytearray(message)), 15)  # an equal message, another object
-    assert again is first and (cache.hits, cache.misses) == (1, 1)
-    assert inflate(cache.get(message, 10), 10) == message  # a smaller window is its own entry
-    assert cache.misses == 2
+def parse(frame: bytes) -> tuple[int, bytes]:
+    """(first byte, payload) of one unmasked frame."""
+    n = frame[1] & 0x7F
+    offset = 2
+    if n == 126:
+        n, offset = int.from_bytes(frame[2:4], "big"), 4
+    elif n == 127:
+        n, offset = int.from_bytes(frame[2:10], "big"), 10
+    assert not frame[1] & 0x80, "a server's frames are not masked"
+    assert len(frame) == offset + n
+    return frame[0], frame[offset:]
+
+
+MESSAGE = '42["log_update_batch",{"batch":[' + '{"seq":1,"text":"é"},' * 500 + ']}]'
+
+
+def test_a_message_is_framed_once_and_inflates_back() -> None:
+    cache = wsframes.FrameCache()
+    frame = cache.get(MESSAGE, 15)
+    first, payload = parse(frame)
+    assert first == 0xC1, "FIN, RSV1 (compressed), text"
+    assert inflate(payload).decode() == MESSAGE
+    assert len(frame) < len(MESSAGE) / 10
+    assert cache.get(MESSAGE, 15) is frame and (cache.hits, cache.misses) == (1, 1)
+    plain = cache.get(MESSAGE, None)
+    assert parse(plain) == (0x81, MESSAGE.encode()), "FIN, text, not compressed"
+    small = wsframes.text_frame("40", None)
+    assert small == b"\x81\x0240"
 
 
 def test_the_cache_stays_within_its_budget_and_skips_huge_messages() -> None:
-    cache = wsframes.DeflateCache(budget=64 * 1024, message_max=16 * 1024)
+    cache = wsframes.FrameCache(budget=64 * 1024, message_max=16 * 1024)
     for i in range(100):
-        cache.get(f"{i:04d}".encode() * 1000, 15)  # 4 KB each
+        cache.get(f"{i:04d}" * 1000, 15)  # 4 KB each
     assert cache.size <= 64 * 1024
-    huge = b"y" * (32 * 1024)
-    assert inflate(cache.get(huge, 15)) == huge
-    assert inflate(cache.get(huge, 15)) == huge
-    assert cache.hits == 0, "a message over message_max is compressed each time, not kept"
+    huge = "y" * (80 * 1024)  # also: a 64-bit length
+    assert inflate(parse(cache.get(huge, 15))[1]).decode() == huge
+    assert parse(cache.get(huge, None))[1] == huge.encode()
+    cache.get(huge, 15)
+    assert cache.hits == 0, "a message over message_max is framed each time, not kept"
 
 
 def test_install_refuses_an_unknown_mode() -> None:
