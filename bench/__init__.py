@@ -1,0 +1,1 @@
+"""SwarmDash's benchmark: ``python -m bench --quick`` (see docs/benchmarks.md)."""

@@ -1,0 +1,307 @@
+"""The table, the plots and docs/benchmarks.md, from the results of a run."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .systems import ALL, BENCH, SWARMDASH
+
+Result = dict[str, Any]
+Getter = Callable[[Result, dict[str, Any]], float | None]
+
+ROLES = ("nodes", "redis", "haproxy", "loadgen", "publisher")
+SERVER_ROLES = ("nodes", "redis", "haproxy")
+
+
+def _cmd_version(argv: list[str], pattern: str) -> str:
+    try:
+        text = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "not installed"
+    match = re.search(pattern, text)
+    return match.group(1) if match else text.strip()[:40]
+
+
+def _npm_version(package: str, where: Path) -> str:
+    try:
+        return str(json.loads((where / "node_modules" / package / "package.json").read_text())
+                   ["version"])
+    except OSError:
+        return "not installed"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("gunicorn", "gevent", "eventlet", "flask-socketio", "python-socketio",
+                 "python-engineio", "redis", "matplotlib"):
+        try:
+            out[dist if dist != "redis" else "redis-py"] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    out["node"] = _cmd_version(["node", "--version"], r"v?(\S+)")
+    peer = BENCH / "peers" / "node"
+    out["socket.io"] = _npm_version("socket.io", peer)
+    out["@socket.io/redis-adapter"] = _npm_version("@socket.io/redis-adapter", peer)
+    out["socket.io-client"] = _npm_version("socket.io-client", BENCH / "loadgen")
+    out["redis-server"] = _cmd_version(["redis-server", "--version"], r"v=(\S+)")
+    out["haproxy"] = _cmd_version(["haproxy", "-v"], r"version (\S+)")
+    return out
+
+
+# --- figures -----------------------------------------------------------------------------
+def reference_step(r: Result, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The step with the reference number of clients (polling has only that one)."""
+    for step in r.get("steps", []):
+        if step["clients"] == meta["reference"]:
+            return step
+    return None
+
+
+def at_ref(fn: Callable[[dict[str, Any]], float | None]) -> Getter:
+    def get(r: Result, meta: dict[str, Any]) -> float | None:
+        step = reference_step(r, meta)
+        return fn(step) if step else None
+    return get
+
+
+def max_held(r: Result, meta: dict[str, Any]) -> float | None:
+    if "steps" not in r or r.get("system") == "polling":
+        return None
+    held = 0
+    for step in r["steps"]:
+        if not step["held"]:
+            break
+        held = step["clients"]
+    return held
+
+
+def idle_kb(r: Result, meta: dict[str, Any]) -> float | None:
+    value = r.get("idle", {}).get("bytes_per_connection")
+    return value / 1024 if value is not None else None
+
+
+def completeness_pct(r: Result, meta: dict[str, Any]) -> float | None:
+    c = r.get("completeness")
+    if not c or not c.get("expected"):
+        return None
+    return 100 * (c["received"] + c["coalesced"] - c["over"]) / c["expected"]
+
+
+def server_cpu(step: dict[str, Any]) -> float | None:
+    values = [step["cpu_s_per_million"].get(role) for role in SERVER_ROLES]
+    return sum(v for v in values if v is not None) if all(v is not None for v in values) else None
+
+
+def lat(kind: str, q: str) -> Getter:
+    return at_ref(lambda s: s[kind][q])
+
+
+def channel_p99(channel: str) -> Getter:
+    return at_ref(lambda s: s["latency"][channel]["p99"])
+
+
+def hop(q: str) -> Getter:
+    return at_ref(lambda s: (s.get("redis_hop") or {}).get(q))
+
+
+def role_cpu(role: str) -> Getter:
+    return at_ref(lambda s: s["cpu_s_per_million"].get(role))
+
+
+#: (section, figure, unit, target, better, getter); better: "high" or "low".
+FIGURES: list[tuple[str, str, str, str, str, Getter]] = [
+    ("1 clients", "most clients held (p99 <= window + 100 ms)", "clients", ">= 10,000", "high",
+     max_held),
+    ("1 clients", "alert p99 publish -> receive, reference clients", "ms", "<= 50", "low",
+     channel_p99("alert")),
+    ("1 clients", "idle memory per connection (node RSS delta)", "KB", "<= 40", "low", idle_kb),
+    ("2 throughput", "delivered events/s", "ev/s", "", "high",
+     at_ref(lambda s: s["delivered_per_s"])),
+    ("2 throughput", "CPU-s per million delivered: nodes", "s", "", "low", role_cpu("nodes")),
+    ("2 throughput", "CPU-s per million delivered: Redis", "s", "", "low", role_cpu("redis")),
+    ("2 throughput", "CPU-s per million delivered: HAProxy", "s", "", "low", role_cpu("haproxy")),
+    ("2 throughput", "CPU-s per million delivered: load generator (clients)", "s", "", "low",
+     role_cpu("loadgen")),
+    ("2 throughput", "CPU-s per million delivered: load generator (publisher)", "s", "", "low",
+     role_cpu("publisher")),
+    ("3 latency", "batched p50, window included (publish -> receive)", "ms", "", "low",
+     lat("batched_incl", "p50")),
+    ("3 latency", "batched p99, window included", "ms", "", "low", lat("batched_incl", "p99")),
+    ("3 latency", "batched max, window included", "ms", "", "low", lat("batched_incl", "max")),
+    ("3 latency", "batched p50, window excluded (flush -> receive)", "ms", "", "low",
+     lat("batched_flush", "p50")),
+    ("3 latency", "batched p99, window excluded", "ms", "", "low", lat("batched_flush", "p99")),
+    ("3 latency", "batched max, window excluded", "ms", "", "low", lat("batched_flush", "max")),
+    ("3 latency", "Redis hop p50 (publish -> stream reader)", "ms", "", "low", hop("p50")),
+    ("3 latency", "Redis hop p99", "ms", "<= 2", "low", hop("p99")),
+    ("3 latency", "Redis hop max", "ms", "", "low", hop("max")),
+    ("4 wire", "bytes on the wire per delivered event (client sockets)", "B", "", "low",
+     at_ref(lambda s: s["bytes_per_event"])),
+    ("4 wire", "server CPU-s per million delivered (nodes + Redis + HAProxy)", "s", "", "low",
+     at_ref(server_cpu)),
+    ("4 wire", "freshness p99, every event (publish -> receive)", "ms", "", "low",
+     lat("all_incl", "p99")),
+    ("check", "completeness (received + coalesced) / published", "%", "100", "high",
+     completeness_pct),
+    ("check", "nodes taken out by HAProxy's health checks during the ramp", "times", "0", "low",
+     lambda r, meta: r.get("marked_down") if r.get("system") != "polling" else None),
+    ("check", "load generator CPU (clients), reference step", "% of a core", "", "low",
+     at_ref(lambda s: s["cpu_pct"]["loadgen"])),
+    ("check", "load generator event-loop delay p99", "ms", "", "low",
+     at_ref(lambda s: s["loadgen_loop_delay_p99_ms"])),
+]
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == int(value) and abs(value) < 1e6:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0:
+        return ""
+    return f" ({ours / theirs:.2f}x)"
+
+
+def columns(results: dict[str, Result]) -> list[str]:
+    return [s.key for s in ALL if s.key in results]
+
+
+def table(meta: dict[str, Any], results: dict[str, Result]) -> str:
+    cols = columns(results)
+    titles = {s.key: s.title for s in ALL}
+    ours = results.get(SWARMDASH.key, {})
+    lines = [f"Size {meta['size']}: {meta['workload']['agents']} agents in "
+             f"{meta['workload']['swarms']} swarms, {sum(meta['rates'].values()):,.0f} events/s "
+             f"published; reference step {meta['reference']} clients; ramp "
+             f"{', '.join(str(s) for s in meta['steps'])}. Peer cells: value (SwarmDash/peer).",
+             "",
+             "| # | figure | unit | target | " + " | ".join(titles[c] for c in cols) + " |",
+             "|---|---|---|---|" + "---|" * len(cols)]
+    for section, name, unit, target, _better, get in FIGURES:
+        mine = get(ours, meta) if ours else None
+        cells = []
+        for c in cols:
+            value = get(results[c], meta)
+            cells.append(fmt(value) + ("" if c == SWARMDASH.key else ratio(mine, value)))
+        lines.append(f"| {section} | {name} | {unit} | {target} | " + " | ".join(cells) + " |")
+    errors = [f"- {titles[c]}: {results[c]['error']}" for c in cols if results[c].get("error")]
+    if errors:
+        lines += ["", "Errors:", *errors]
+    lines += ["", targets(meta, results)]
+    return "\n".join(lines) + "\n"
+
+
+def targets(meta: dict[str, Any], results: dict[str, Result]) -> str:
+    ours = results.get(SWARMDASH.key)
+    if not ours:
+        return ""
+    ref = reference_step(ours, meta) or {}
+    rows = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(name: str, value: float | None, ok: bool | None, unit: str = "") -> None:
+        rows.append(f"| {name} | {fmt(value)}{unit} | "
+                    f"{'—' if ok is None else ('yes' if ok else 'no')} |")
+
+    held = max_held(ours, meta)
+    row("10,000 clients held", held, None if held is None else held >= 10000)
+    alert = channel_p99("alert")(ours, meta)
+    row(f"alert p99 <= 50 ms at {meta['reference']} clients", alert,
+        None if alert is None else alert <= 50, " ms")
+    idle = idle_kb(ours, meta)
+    row("idle memory <= 40 KB per connection", idle, None if idle is None else idle <= 40, " KB")
+    hop99 = hop("p99")(ours, meta)
+    row("Redis hop p99 <= 2 ms", hop99, None if hop99 is None else hop99 <= 2, " ms")
+    polling = results.get("polling")
+    pref = reference_step(polling, meta) if polling else None
+    if pref and ref:
+        for name, key, goal in (("bytes per delivered event", "bytes_per_event", 95),
+                                ("server CPU per delivered event", "server", 90)):
+            a = server_cpu(ref) if key == "server" else ref.get(key)
+            b = server_cpu(pref) if key == "server" else pref.get(key)
+            saved = 100 * (1 - a / b) if a is not None and b else None
+            row(f"{name}: >= {goal}% less than polling", saved,
+                None if saved is None else saved >= goal, "% less")
+    return "Targets (SwarmDash, gevent):\n\n" + "\n".join(rows)
+
+
+# --- plots -------------------------------------------------------------------------------
+def plots(meta: dict[str, Any], results: dict[str, Result], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {s.key: s.title for s in ALL}
+    ramped = [c for c in columns(results) if c != "polling" and results[c].get("steps")]
+    made: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        path = out / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for c in ramped:
+        steps = results[c]["steps"]
+        xs = [s["clients"] for s in steps]
+        ax1.plot(xs, [s["batched_incl"]["p99"] or float("nan") for s in steps], "o-",
+                 label=titles[c])
+        ax2.plot(xs, [s["delivered_per_s"] for s in steps], "o-", label=titles[c])
+    ax1.set(xlabel="websocket clients", ylabel="p99 publish -> receive, ms",
+            title="Latency under the ramp (batch window included)", yscale="log")
+    ax2.set(xlabel="websocket clients", ylabel="events delivered / s",
+            title="Delivered events per second")
+    ax1.legend(fontsize=7)
+    save(fig, "ramp.png")
+
+    cols = [c for c in columns(results) if reference_step(results[c], meta)]
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    bottom = [0.0] * len(cols)
+    for role in ROLES:
+        values = [role_cpu(role)(results[c], meta) or 0.0 for c in cols]
+        ax.bar([titles[c] for c in cols], values, bottom=bottom, label=role)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set(ylabel="CPU-seconds per million delivered events",
+           title=f"CPU per delivered event at {meta['reference']} clients", yscale="log")
+    ax.tick_params(axis="x", labelsize=7, rotation=15)
+    ax.legend()
+    save(fig, "cpu.png")
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = [titles[c] for c in cols]
+    ax1.bar(names, [at_ref(lambda s: s["bytes_per_event"])(results[c], meta) or 0 for c in cols])
+    ax1.set(ylabel="bytes per delivered event", title="Bytes on the wire (client sockets)",
+            yscale="log")
+    ax2.bar(names, [lat("all_incl", "p99")(results[c], meta) or 0 for c in cols])
+    ax2.set(ylabel="ms", title="Freshness p99 (publish -> receive)")
+    for a in (ax1, ax2):
+        a.tick_params(axis="x", labelsize=7, rotation=30)
+    save(fig, "wire.png")
+    return made
+
+
+# --- docs/benchmarks.md ------------------------------------------------------------------
+def document(meta: dict[str, Any], results: dict[str, Result], table_md: str,
+             images: list[str]) -> str:
+    from .docs_text import render
+
+    return render(meta, results, table_md, images)
