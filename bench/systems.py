@@ -51,7 +51,17 @@ NODE_PEREVENT = System("node-perevent", "Node.js Socket.IO, per event", "node", 
 NODE_BATCHED = System("node-batched", "Node.js Socket.IO, batched", "node", "batched")
 POLLING = System("polling", "polling /api/v1/events (1 s)", "polling", "gevent", batched=False)
 
-ALL = (SWARMDASH, POLLING, FSIO, NODE_PEREVENT, NODE_BATCHED, EVENTLET, THREADING)
+#: Before/after rows of the websocket frame optimisation (wsframes.py): a compression
+#: context per client (the stock behaviour: every batch deflated once per client), and no
+#: compression at all (frames built once, larger on the wire).
+PER_CLIENT_DEFLATE = System("swarmdash-perclient", "SwarmDash, per-client deflate (before)",
+                            "swarmdash", "gevent",
+                            env={"WEBSOCKET_COMPRESSION": "per-client"})
+NO_DEFLATE = System("swarmdash-plain", "SwarmDash, no compression", "swarmdash", "gevent",
+                    env={"WEBSOCKET_COMPRESSION": "off"})
+
+ALL = (SWARMDASH, POLLING, FSIO, NODE_PEREVENT, NODE_BATCHED, EVENTLET, THREADING,
+       PER_CLIENT_DEFLATE, NO_DEFLATE)
 
 #: Settings of every node: quiet logs, quick stops, room for 10k+ websockets per node.
 NODE_ENV = {"LOG_LEVEL": "warning", "GRACEFUL_TIMEOUT": "2", "WORKER_CONNECTIONS": "30000",

@@ -44,6 +44,6 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
-echo "== ruff"; .venv/bin/ruff check services tests docs
+echo "== ruff"; .venv/bin/ruff check services tests docs bench
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"
