@@ -45,9 +45,12 @@ def connect(url: str, timeout: float, *, read_timeout: float | None = None,
 class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
-                 idempotency_ttl: int = 600):
+                 idempotency_ttl: int = 600, health_conn: redis.Redis | None = None):
         self.redis = conn
         self.blocking = blocking_conn or conn
+        # /health pings on connections of its own: a burst of requests holding the shared
+        # pool must not make a busy but healthy node look dead to the proxy.
+        self.health_conn = health_conn or conn
         self.keys = keys or Keys()
         self.maxlen = maxlen
         self.task_history = task_history
@@ -63,7 +66,8 @@ class RedisEventLog(EventLog):
             idempotency_ttl=s.idempotency_ttl,
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
-                                  max_connections=2))
+                                  max_connections=2),
+            health_conn=connect(s.redis_url, s.redis_timeout, max_connections=2))
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -162,11 +166,12 @@ class RedisEventLog(EventLog):
 
     def ping(self) -> bool:
         try:
-            return bool(self.redis.ping())
+            return bool(self.health_conn.ping())
         except redis.RedisError:
             return False
 
     def close(self) -> None:
         self.redis.close()
-        if self.blocking is not self.redis:
-            self.blocking.close()
+        for conn in {id(c): c for c in (self.blocking, self.health_conn)}.values():
+            if conn is not self.redis:
+                conn.close()
