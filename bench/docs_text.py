@@ -61,6 +61,7 @@ def render(meta: dict[str, Any], results: dict[str, Any], table_md: str,
         table_md,
         "",
         *[f"![{i.rsplit('/', 1)[-1].removesuffix('.png')}]({i})\n" for i in images],
+        _part("optimisations"),
         _part("method").format(windows=", ".join(f"{k} {v} ms" for k, v in WINDOWS_MS.items())),
         _part("caveats"),
     ]
