@@ -9,7 +9,7 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import cors, metrics, sockets, wsframes
+from . import codec, cors, metrics, sockets, wsframes
 from .api import api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     socketio = SocketIO(
         app,
         async_mode=async_mode,
+        json=codec,  # orjson for every packet (a room's batch is encoded once)
         client_manager=client_manager(settings.queue_url, settings.message_queue_channel,
                                       timeout=settings.redis_timeout),
         cors_allowed_origins=_cors(settings),

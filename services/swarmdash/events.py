@@ -47,6 +47,29 @@ class ValidationError(ValueError):
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+#: Integers an event may carry: signed 64-bit (what every JSON codec on the path keeps
+#: exact; JavaScript clients see integers beyond 2**53 rounded in any case).
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+_LONG_DIGITS = re.compile(r"\d{19,}")  # an integer this long may be out of range
+
+
+def _out_of_range_int(value: Any, path: str) -> str | None:
+    """The path of the first integer outside INT_MIN..INT_MAX in ``value``, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return path if not INT_MIN <= value <= INT_MAX else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _out_of_range_int(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _out_of_range_int(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def valid_idempotency_key(key: Any) -> bool:
@@ -137,9 +160,15 @@ def _check_one(raw: Any, now: float, max_bytes: int) -> tuple[Event | None, list
     event: Event = {"type": kind, "swarm": raw["swarm"], "agent_id": raw["agent_id"],
                     "ts": ts, "data": data}
     try:
-        size = len(encode(event).encode())  # bytes, as stored; a lone surrogate cannot be
+        text = encode(event)
+        size = len(text.encode())  # bytes, as stored; a lone surrogate cannot be
     except (TypeError, ValueError) as exc:  # (UnicodeEncodeError is a ValueError)
         return None, [{"field": "data", "error": f"not encodable as JSON: {exc}"}]
+    if _LONG_DIGITS.search(text):
+        where = _out_of_range_int(data, "data")
+        if where:
+            return None, [{"field": where, "error": "integers must fit in 64 bits "
+                                                   f"({INT_MIN} to {INT_MAX})"}]
     if size > max_bytes:
         return None, [{"field": "", "error": f"event is {size} bytes, limit {max_bytes}"}]
     return event, []

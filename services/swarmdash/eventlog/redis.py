@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -11,6 +10,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .. import codec
 from ..cursor import ZERO, StreamId, format_id, parse_id
 from ..events import Event, encode
 from ..keys import AGENTS_SUFFIX, TASKS_DONE_SUFFIX, TASKS_SUFFIX, Keys
@@ -96,7 +96,7 @@ class RedisEventLog(EventLog):
     def _decode(entries: Any) -> list[Event]:
         out = []
         for sid, fields in entries:
-            event = json.loads(fields["e"])
+            event = codec.loads(fields["e"])
             event["id"] = sid
             out.append(event)
         return out
@@ -160,8 +160,9 @@ class RedisEventLog(EventLog):
         snap = Snapshot(cursor=parse_id(reply[0]))
         for i in range(1, len(reply), 3):
             name = reply[i]
-            snap.agents[name] = {e["agent_id"]: e for e in map(json.loads, reply[i + 1])}
-            snap.tasks[name] = {str(e["data"]["task_id"]): e for e in map(json.loads, reply[i + 2])}
+            snap.agents[name] = {e["agent_id"]: e for e in map(codec.loads, reply[i + 1])}
+            snap.tasks[name] = {str(e["data"]["task_id"]): e
+                                for e in map(codec.loads, reply[i + 2])}
         return snap
 
     def ping(self) -> bool:
