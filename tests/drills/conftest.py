@@ -30,6 +30,11 @@ from tests.proxy.conftest import NODE_ENV, client_from, cluster_ports, session_f
 
 BIN = Path(sys.executable).parent
 CHANNELS = ["agent", "log"]
+#: How the runbooks call the API: with the viewer token of docs/runbooks/README.md.
+TOKEN_HEADER = '-H "Authorization: Bearer $SWARMDASH_TOKEN"'
+#: docs/runbooks/README.md's command that makes that token, from the cluster's secret.
+TOKEN_EXPORT = ("SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash token --all-swarms "
+                "--ttl 1h --name operator 2>/dev/null")
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Drill:
     dir: Path
     ports: Ports
     net: str
+    token: str = ""  # SWARMDASH_TOKEN of the runbooks' commands
 
     # --- the runbooks' commands ---------------------------------------------------------
     def translate(self, command: str) -> str:
@@ -54,7 +60,8 @@ class Drill:
     def sh(self, command: str, timeout: float = 60,
            check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a runbook command with bash (the venv's `swarmdash` first on PATH)."""
-        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+               "SWARMDASH_TOKEN": self.token}
         done = subprocess.run(["bash", "-o", "pipefail", "-c", self.translate(command)],
                               capture_output=True, text=True, timeout=timeout, env=env)
         if check:
@@ -250,6 +257,12 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
         up = subprocess.run([str(BIN / "swarmdash"), "cluster", "--dir", str(d.dir), *args],
                             capture_output=True, text=True, timeout=120)
         assert up.returncode == 0, up.stderr + up.stdout
+        d.token = d.sh(TOKEN_EXPORT).stdout.strip()
+        # The token is valid for this cluster's secret (the drills' nodes run with auth off,
+        # so the checks below would pass without it; `token --check` proves it is right).
+        check = d.sh(f"SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash token "
+                     f"--check {d.token}")
+        assert '"valid": true' in check.stdout, check.stdout
         yield d
     finally:
         down = subprocess.run([str(BIN / "swarmdash"), "cluster", "--dir", str(d.dir), "down"],

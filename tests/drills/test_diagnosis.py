@@ -17,7 +17,7 @@ from tests.helpers import metric_value, wait_for
 from tests.integration.test_cluster import log_event, post
 from tests.proxy.conftest import client_from
 
-from .conftest import Drill, servers_state, wait_healthy
+from .conftest import TOKEN_HEADER, Drill, servers_state, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,8 @@ def test_stats_csv_fields_named_in_the_runbooks(drill: Drill) -> None:
 
 def test_fallback_mode_and_frequent_disconnections_diagnosis(drill: Drill) -> None:
     before = drill.metric_sum("swarmdash_fallback_polls_total")
-    out = drill.sh("curl -s -H 'X-Swarmdash-Mode: fallback' "
+    out = drill.sh("curl -s -H \"Authorization: Bearer $SWARMDASH_TOKEN\" "
+                   "-H 'X-Swarmdash-Mode: fallback' "
                    "'http://127.0.0.1:8050/api/v1/events?swarm=alpha&limit=10'").stdout
     body = json.loads(out)
     assert "events" in body and body["cursor"], body
@@ -153,7 +154,7 @@ def test_latency_lag_slow_consumer_and_connection_metrics(drill: Drill) -> None:
             "| grep 'swarmdash_emit_latency_seconds_bucket{event=\"log_update_batch\"'").stdout
         assert 'le="+Inf"' in buckets
         assert metric_value(node_url, "swarmdash_connected_clients") >= 1
-        cluster = json.loads(drill.sh("curl -s http://127.0.0.1:8050/api/v1/cluster").stdout)
+        cluster = json.loads(drill.sh(f"curl -s {TOKEN_HEADER} http://127.0.0.1:8050/api/v1/cluster").stdout)
         assert cluster["totals"]["clients_per_swarm"].get("diag") == 1
     finally:
         viewer.close()

@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import metric_value, wait_for
 from tests.proxy.conftest import NODE_ENV
 
-from .conftest import Drill, servers_state, wait_healthy
+from .conftest import TOKEN_HEADER, Drill, servers_state, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_node_down_diagnosis_and_restart(drill: Drill) -> None:
     wait_for(lambda: victim not in drill.live_nodes(), float(NODE_ENV["HEARTBEAT_TTL"]) + 5,
              interval=0.2, message=f"{victim} out of /api/v1/cluster")
     gone_after = time.monotonic() - killed
-    cluster = json.loads(drill.sh("curl -s http://127.0.0.1:8050/api/v1/cluster").stdout)
+    cluster = json.loads(drill.sh(f"curl -s {TOKEN_HEADER} http://127.0.0.1:8050/api/v1/cluster").stdout)
     assert cluster["totals"]["nodes"] == 2
     survivor = drill.node_urls()[drill.cluster().running_nodes()[0].name]
     wait_for(lambda: metric_value(survivor, "swarmdash_cluster_nodes") == 2, 5,

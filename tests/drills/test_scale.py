@@ -13,7 +13,15 @@ import pytest
 from tests.helpers import wait_for
 from tests.integration.test_cluster import Feed, assert_exactly_once_in_order
 
-from .conftest import Drill, Viewer, ensure_all, landing_node, servers_state, wait_healthy
+from .conftest import (
+    TOKEN_HEADER,
+    Drill,
+    Viewer,
+    ensure_all,
+    landing_node,
+    servers_state,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.integration
 #: Fresh client addresses: enough that HAProxy's consistent hash maps some to a new node.
@@ -40,7 +48,7 @@ def test_scale_out_add_node(drill: Drill) -> None:
     assert servers_state(state).get(address.split(":")[0]) == "2", state
     # The registry and the status table list it.
     wait_for(lambda: node in drill.live_nodes(), 10, message=f"{node} in /api/v1/cluster")
-    cluster = json.loads(drill.sh("curl -s http://127.0.0.1:8050/api/v1/cluster").stdout)
+    cluster = json.loads(drill.sh(f"curl -s {TOKEN_HEADER} http://127.0.0.1:8050/api/v1/cluster").stdout)
     assert cluster["totals"]["nodes"] == 4
     status = drill.sh("swarmdash cluster --dir .swarmdash-cluster status").stdout
     assert re.search(rf"^{node} .*running\s+UP\s+live", status, re.M), status
