@@ -119,6 +119,7 @@ class Drill:
 
 class Background:
     """A `swarmdash cluster` command running while the test drives clients; output timed."""
+    took: float = 0.0  # the command's duration, once finished
 
     def __init__(self, proc: subprocess.Popen[str]):
         self.proc = proc
@@ -140,7 +141,8 @@ class Background:
         self.proc.wait(timeout)
         self.reader.join(5)
         assert self.proc.returncode == 0, "\n".join(line for _, line in self.lines)
-        return time.monotonic() - self.started
+        self.took = time.monotonic() - self.started
+        return self.took
 
 
 def servers_state(text: str) -> dict[str, str]:
@@ -241,6 +243,23 @@ class Viewer:
 
 def ensure_all(viewers: list[Viewer]) -> bool:
     return all([v.ensure() for v in viewers])  # a list: try every viewer on each round
+
+
+def through(drill: Drill, viewers: list[Viewer], accepted: Callable[[], int], what: str,
+            *args: str, timeout: float) -> Background:
+    """Run `swarmdash cluster ARGS` while a feed publishes and every viewer keeps
+    reconnecting; return it finished, once every viewer is back and 20 more events were
+    accepted (``accepted()``: how many so far)."""
+    wait_for(lambda: all(len(v.ids()) >= 10 for v in viewers), 15,
+             message="events on every viewer")
+    background = drill.cli_background(*args)
+    wait_for(lambda: ensure_all(viewers) and background.done(), timeout, interval=0.05,
+             message=f"{what} while viewers reconnect")
+    background.finish()
+    wait_for(lambda: ensure_all(viewers), 30, interval=0.05, message="every viewer back")
+    target = accepted() + 20
+    wait_for(lambda: accepted() >= target, 15, message=f"events after {what}")
+    return background
 
 
 @pytest.fixture(scope="package")

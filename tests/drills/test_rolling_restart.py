@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import wait_for
 from tests.integration.test_cluster import Feed, assert_exactly_once_in_order
 
-from .conftest import Drill, Viewer, ensure_all, wait_healthy
+from .conftest import Drill, Viewer, through, wait_healthy
 
 pytestmark = pytest.mark.integration
 SOURCES = [f"127.0.5.{i}" for i in range(1, 13)]
@@ -55,15 +55,9 @@ def test_rotate_secret_key_with_rolling_restart_loses_nothing(
     feed = Feed([drill.url], swarm)
     feed.start()
     try:
-        wait_for(lambda: all(len(v.ids()) >= 10 for v in viewers), 15,
-                 message="events on every viewer")
-        rolling = drill.cli_background("rolling-restart")
-        wait_for(lambda: ensure_all(viewers) and rolling.done(), 120, interval=0.05,
-                 message="the rolling restart while viewers reconnect")
-        took = rolling.finish()
-        wait_for(lambda: ensure_all(viewers), 30, interval=0.05, message="every viewer back")
-        target = len(feed.accepted) + 20
-        wait_for(lambda: len(feed.accepted) >= target, 15, message="events after the restart")
+        rolling = through(drill, viewers, lambda: len(feed.accepted), "the rolling restart",
+                          "rolling-restart", timeout=120)
+        took = rolling.took
     finally:
         feed.stop()
     steps = [(t, line) for t, line in rolling.lines if line.endswith(" restarted")]

@@ -17,9 +17,9 @@ from .conftest import (
     TOKEN_HEADER,
     Drill,
     Viewer,
-    ensure_all,
     landing_node,
     servers_state,
+    through,
     wait_healthy,
 )
 
@@ -82,15 +82,9 @@ def test_scale_in_remove_node_clients_resume(drill: Drill, viewers: list[Viewer]
     feed = Feed([drill.url], swarm)
     feed.start()
     try:
-        wait_for(lambda: all(len(v.ids()) >= 10 for v in viewers), 15,
-                 message="events on every viewer")
-        remove = drill.cli_background("remove-node", victim)
-        wait_for(lambda: ensure_all(viewers) and remove.done(), 60, interval=0.05,
-                 message=f"remove-node {victim} while viewers reconnect")
-        took = remove.finish()
-        wait_for(lambda: ensure_all(viewers), 30, interval=0.05, message="every viewer back")
-        target = len(feed.accepted) + 20
-        wait_for(lambda: len(feed.accepted) >= target, 15, message="events after scale-in")
+        remove = through(drill, viewers, lambda: len(feed.accepted), f"remove-node {victim}",
+                         "remove-node", victim, timeout=60)
+        took = remove.took
     finally:
         feed.stop()
     for v in viewers:

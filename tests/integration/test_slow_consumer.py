@@ -46,8 +46,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         redis.process.stop()
 
 
-def stuck_client(url: str, swarm: str) -> websocket.WebSocket:
-    """A raw Socket.IO client that subscribes, then never reads again (tiny receive buffer)."""
+def stuck_client(url: str, swarm: str) -> tuple[websocket.WebSocket, str]:
+    """A raw Socket.IO client that subscribes, then never reads again (tiny receive buffer);
+    with the cursor of its subscribe ack."""
     ws = websocket.create_connection(
         url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=10,
         sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
@@ -56,22 +57,7 @@ def stuck_client(url: str, swarm: str) -> websocket.WebSocket:
     while not ws.recv().startswith("40"):  # Socket.IO connect
         pass
     ws.send("421" + json.dumps(["subscribe", {"swarm": swarm, "channels": ["log"]}]))
-    while not ws.recv().startswith("431"):  # the ack
-        pass
-    return ws
-
-
-def stuck_client_cursor(url: str, swarm: str) -> tuple[websocket.WebSocket, str]:
-    """As :func:`stuck_client`, also returning the cursor of the subscribe ack."""
-    ws = websocket.create_connection(
-        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=10,
-        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
-    assert ws.recv().startswith("0")
-    ws.send("40")
-    while not ws.recv().startswith("40"):
-        pass
-    ws.send("421" + json.dumps(["subscribe", {"swarm": swarm, "channels": ["log"]}]))
-    while not (frame := ws.recv()).startswith("431"):
+    while not (frame := ws.recv()).startswith("431"):  # the ack
         pass
     ack = json.loads(frame[3:])[0]
     assert ack["ok"], ack
@@ -96,7 +82,7 @@ def drops(url: str) -> float:
 
 def test_a_client_that_stops_reading_is_dropped_and_nobody_else_notices(node: Node) -> None:
     healthy = DashClient(node.url, transports=["websocket"]).connect()
-    stuck = stuck_client(node.url, "flood")
+    stuck, _ = stuck_client(node.url, "flood")
     try:
         assert healthy.subscribe(swarm="calm", channels=["log"])["ok"]
         before = drops(node.url)
@@ -131,7 +117,7 @@ def test_fifty_stuck_clients_keep_node_memory_bounded_and_resume_from_their_curs
     with its cursor receives every event it missed, once, in order."""
     swarm = "stuck50"
     before = drops(node.url)
-    stuck = [stuck_client_cursor(node.url, swarm) for _ in range(STUCK_CLIENTS)]
+    stuck = [stuck_client(node.url, swarm) for _ in range(STUCK_CLIENTS)]
     cursor = stuck[0][1]
     rss_start = worker_rss_mb(node)
     peak = rss_start

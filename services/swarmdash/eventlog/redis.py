@@ -172,7 +172,5 @@ class RedisEventLog(EventLog):
             return False
 
     def close(self) -> None:
-        self.redis.close()
-        for conn in {id(c): c for c in (self.blocking, self.health_conn)}.values():
-            if conn is not self.redis:
-                conn.close()
+        for conn in (self.redis, self.blocking, self.health_conn):
+            conn.close()  # closing a client twice (when they are one) is harmless
