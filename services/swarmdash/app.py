@@ -9,7 +9,7 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import codec, cors, metrics, sockets, wsframes
+from . import codec, cors, metrics, patches, sockets
 from .api import api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
@@ -62,7 +62,6 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     check_serving(settings)  # production refusals: a placeholder SECRET_KEY, CORS *
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    wsframes.install(settings.websocket_compression)  # whole frames, compressed once
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, DEBUG=settings.flask_debug,
                       MAX_CONTENT_LENGTH=settings.max_payload_bytes)
@@ -81,6 +80,8 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         logger=settings.socketio_debug,
         engineio_logger=settings.socketio_debug,
     )
+    # whole frames, compressed once; under gevent, websockets without queues (patches.py)
+    patches.install(settings.websocket_compression, socketio.server.eio)
     event_log = event_log or open_event_log(settings)
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     metrics.CONNECTION_LIMIT.set(settings.worker_connections)
     metrics.CLIENT_LIMIT.set(settings.max_clients_per_node)
     socketio.start_background_task(node.heartbeat_loop)
-    watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep)
+    watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep,
+                                    settings.max_queue_bytes, settings.slow_consumer_grace_s)
     socketio.start_background_task(watchdog.run)
     return app

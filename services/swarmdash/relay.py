@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import metrics
+from . import codec, metrics
 from .batching import Emission, Room, Subscription, event_id, replay_emissions
 from .cursor import Cursor, StreamId
-from .eventlog import BackendUnavailable, EventLog
+from .eventlog import BackendUnavailable, EventLog, Snapshot
 from .events import Event, channel_key
+from .fanout import Fanout, corked
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,15 @@ class SubscribeError(Exception):
         self.detail = detail or code
 
 
+class _Flight:
+    """A snapshot read that other subscribers wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Snapshot | None = None
+        self.error: BaseException | None = None
+
+
 class Relay:
     def __init__(self, settings: Settings, event_log: EventLog, server: Any,
                  sleep: Callable[[float], None], spawn: Callable[..., Any],
@@ -42,6 +52,7 @@ class Relay:
         self.settings = settings
         self.log = event_log
         self.server = server  # python-socketio Server: emit / enter_room / leave_room
+        self.fanout = Fanout(server)
         self.sleep = sleep
         self.spawn = spawn
         self.clock = clock
@@ -51,6 +62,8 @@ class Relay:
         self._by_swarm: dict[str, set[str]] = {}
         self.clients: dict[str, dict[tuple[str, str | None], Room]] = {}
         self._lock = threading.Lock()
+        self._flights: dict[str | None, _Flight] = {}  # snapshots being read, by swarm
+        self._flights_lock = threading.Lock()
         self._running = False
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -91,7 +104,7 @@ class Relay:
                 backoff = min(backoff * 2, s.relay_retry_max_s)
                 continue
             if events:
-                with self._lock:
+                with self._lock, corked():  # one write per client for the whole read
                     self._process(events)
 
     def _process(self, events: list[Event]) -> None:
@@ -120,7 +133,7 @@ class Relay:
             self.sleep(tick)
             if self.position is None:
                 continue
-            with self._lock:
+            with self._lock, corked():  # one write per client per tick
                 now = self.clock()
                 for room in list(self.rooms.values()):
                     try:
@@ -130,9 +143,8 @@ class Relay:
                         log.exception("relay: flushing room %s failed", room.name)
 
     def _emit(self, room: Room, emission: Emission, now: float) -> None:
-        self.server.emit(emission.event, emission.payload, to=room.name, namespace="/",
-                         ignore_queue=True)
-        metrics.record_emission(emission.event, emission.size, len(room.members),
+        reached = self.fanout.emit(room.name, emission.event, emission.payload)
+        metrics.record_emission(emission.event, emission.size, reached,
                                 now - emission.oldest_ts)
 
     # --- subscriptions ------------------------------------------------------------------
@@ -158,7 +170,7 @@ class Relay:
                     raise SubscribeError("invalid_cursor", "cursor is ahead of the stream")
                 gap = since.lowest < trimmed
             if since is None or gap:
-                snap = self.log.snapshot(None if sub.swarm == "*" else sub.swarm)
+                snap = self._snapshot(None if sub.swarm == "*" else sub.swarm)
                 snapshot = snapshot_of(sub, snap)
                 since = Cursor.at(snap.cursor)
             self._wait_for(since.base)
@@ -173,6 +185,30 @@ class Relay:
         if snapshot is not None:
             ack["snapshot"] = snapshot
         return ack
+
+    def _snapshot(self, swarm: str | None) -> Snapshot:
+        """One read of a swarm's snapshot for every subscriber asking at the same time: a
+        burst of dashboards subscribing shares it (each then catches up from its cursor)."""
+        with self._flights_lock:
+            flight = self._flights.get(swarm)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[swarm] = _Flight()
+        if leader:
+            try:
+                flight.result = self.log.snapshot(swarm)
+            except BaseException as exc:
+                flight.error = exc
+            finally:
+                with self._flights_lock:
+                    del self._flights[swarm]
+                flight.done.set()
+        else:
+            flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        assert flight.result is not None
+        return flight.result
 
     def _wait_for(self, target: StreamId) -> None:
         deadline = time.monotonic() + max(5.0, self.settings.relay_block_ms / 1000 * 2)
@@ -194,6 +230,7 @@ class Relay:
         keys = (*sub.channels, "alert")
         fetched = since.lowest
         missed: list[Event] = []
+        missed_bytes = 0
         while True:
             with self._lock:
                 assert self.position is not None
@@ -216,7 +253,9 @@ class Relay:
                 fetched = eid
                 if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
                     missed.append(event)
-            if len(missed) > self.settings.replay_limit:
+                    missed_bytes += len(codec.dumps(event))
+            if (len(missed) > self.settings.replay_limit
+                    or missed_bytes > self.settings.max_queue_bytes):
                 return None
 
     def _join(self, sid: str, sub: Subscription, room: Room | None, missed: list[Event],

@@ -190,13 +190,21 @@ class Settings:
         "FLUSH_TICK_MS", 20, "Resolution of the batch timers, ms.", min=1, max=1000)
     replay_limit: int = _env(
         "REPLAY_LIMIT", 20000,
-        "Most events replayed on a resume; beyond it the client gets a snapshot (gap).",
+        "Most events replayed on a resume; beyond it (or beyond MAX_QUEUE_BYTES of events) "
+        "the client gets a snapshot (gap).",
         min=1, max=10_000_000)
 
     # --- limits ----------------------------------------------------------------------
     max_queue_size: int = _env(
-        "MAX_QUEUE_SIZE", 1000, "Outgoing packets queued for one client before it is dropped.",
+        "MAX_QUEUE_SIZE", 1000, "Writes waiting for one client before it is dropped.",
         min=1, max=1_000_000)
+    max_queue_bytes: int = _env(
+        "MAX_QUEUE_BYTES", 16 * 1024 * 1024,
+        "Bytes waiting for one client before it is dropped.", min=4096, max=1 << 34)
+    slow_consumer_grace_s: float = _env(
+        "SLOW_CONSUMER_GRACE_S", 5.0,
+        "A client over MAX_QUEUE_SIZE or MAX_QUEUE_BYTES that takes nothing for this long "
+        "is dropped.", min=1.0, max=3600.0)
     max_room_size: int = _env(
         "MAX_ROOM_SIZE", 10000, "Clients of one node in one subscription room.", min=1,
         max=1_000_000)
