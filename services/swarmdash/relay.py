@@ -52,6 +52,7 @@ class Relay:
         self.clients: dict[str, dict[tuple[str, str | None], Room]] = {}
         self._lock = threading.Lock()
         self._running = False
+        self._woken = False
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -82,7 +83,7 @@ class Relay:
                     log.warning("relay lost the event log (%s); retrying", exc)
                 self.connected = False
                 metrics.REDIS_ERRORS.labels(component="relay").inc()
-                self.sleep(backoff)
+                self._back_off(backoff)
                 backoff = min(backoff * 2, s.relay_retry_max_s)
                 continue
             except Exception:  # a bug must not kill the relay of a live node
@@ -93,6 +94,18 @@ class Relay:
             if events:
                 with self._lock:
                     self._process(events)
+
+    def wake(self) -> None:
+        """The store is back (the store watch saw it): end the relay's back-off now."""
+        self._woken = True
+
+    def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next try, or less if :meth:`wake` is called."""
+        deadline = time.monotonic() + seconds
+        step = self.settings.flush_tick_ms / 1000
+        while self._running and not self._woken and time.monotonic() < deadline:
+            self.sleep(min(step, max(0.0, deadline - time.monotonic())))
+        self._woken = False
 
     def _process(self, events: list[Event]) -> None:
         assert self.position is not None
