@@ -41,6 +41,7 @@ class Node:
         s = self.settings
         self.store = StoreWatch(self.event_log.ping, lambda: self.peers,
                                 grace=s.redis_outage_grace, peer_timeout=s.peer_check_timeout,
+                                ping_timeout=s.redis_timeout,
                                 on_back=self.relay.wake)
 
     @property

@@ -57,7 +57,7 @@ def ask_peer(address: str, timeout: float) -> bool:
 
 class StoreWatch:
     def __init__(self, ping: Callable[[], bool], peers: Callable[[], Iterable[str]], *,
-                 grace: float, peer_timeout: float,
+                 grace: float, peer_timeout: float, ping_timeout: float,
                  notify: Callable[[dict[str, Any]], None] = lambda status: None,
                  on_back: Callable[[], None] = lambda: None,
                  ask: Callable[[str, float], bool] = ask_peer,
@@ -66,6 +66,7 @@ class StoreWatch:
         self.peers = peers
         self.grace = grace
         self.peer_timeout = peer_timeout
+        self.ping_timeout = ping_timeout
         self.notify = notify
         self.on_back = on_back
         self.ask = ask
@@ -77,7 +78,19 @@ class StoreWatch:
     # --- one round ------------------------------------------------------------------------
     def check(self) -> None:
         """Ping Redis; on a failure, find out whether this node is alone."""
-        if self.ping():
+        started = time.monotonic()
+        ok = self.ping()
+        took = time.monotonic() - started
+        if not ok and self._someone_else_reaches_it():
+            # A failure that came well before REDIS_TIMEOUT is a refused or reset connection:
+            # a connection left broken by a Redis restart, or Redis back just after it. Only
+            # if a new ping fails too is this node alone (one silent path is not retried: it
+            # would take REDIS_TIMEOUT again before the node leaves the pool).
+            ok = took < self.ping_timeout / 2 and self.ping()
+            scope = "node"
+        else:
+            scope = "cluster"
+        if ok:
             self.checked = self.reached = True
             if self.outage is not None:
                 log.warning("Redis reachable again after %.1f s", self.clock() - self.outage.since)
@@ -87,7 +100,6 @@ class StoreWatch:
                 self.on_back()
             return
         since = self.outage.since if self.outage else self.clock()
-        scope = "node" if self._someone_else_reaches_it() else "cluster"
         changed = self.outage is None or self.outage.scope != scope
         self.outage = Outage(since, scope)
         self.checked = True

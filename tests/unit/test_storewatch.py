@@ -26,7 +26,8 @@ class Clock:
 def watch(ping: list[bool], peers_reach: dict[str, bool], clock: Clock,
           told: list[dict[str, Any]], woken: list[int], grace: float = 30) -> StoreWatch:
     return StoreWatch(lambda: ping[0], lambda: list(peers_reach), grace=grace,
-                      peer_timeout=0.5, notify=told.append, on_back=lambda: woken.append(1),
+                      peer_timeout=0.5, ping_timeout=2, notify=told.append,
+                      on_back=lambda: woken.append(1),
                       ask=lambda address, timeout: peers_reach[address], clock=clock)
 
 
@@ -58,6 +59,18 @@ def test_a_node_that_alone_lost_redis_is_unhealthy_at_once() -> None:
     ping[0] = False
     w.check()
     assert not w.healthy() and w.status()["scope"] == "node"
+
+
+def test_a_broken_connection_while_peers_reach_redis_is_tried_again_not_an_outage() -> None:
+    """After a Redis restart the first ping may fail at once on a connection the restart
+    broke, while the peers already reach the new server: a second ping decides."""
+    pings = iter([True, False, True])
+    told: list[dict[str, Any]] = []
+    w = StoreWatch(lambda: next(pings), lambda: ["10.0.0.2:8050"], grace=30, peer_timeout=0.5,
+                   ping_timeout=2, notify=told.append, ask=lambda address, timeout: True)
+    w.check()
+    w.check()
+    assert w.available and w.healthy() and told == []
 
 
 def test_a_node_that_never_reached_redis_is_unhealthy() -> None:
