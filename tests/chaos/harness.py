@@ -316,7 +316,7 @@ def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
         run = Run(cluster, pool, publisher, sizes)
         fault_at = time.time()
         fault(run)
-        fault_over = run.fault_over or time.time()
+        fault_over = run.fault_over or run.back_from or time.time()
         # the stream goes on after the recovery and reaches everybody again
         mark = publisher.accepted()
         wait_for(lambda: all(c["connected"] for c in pool.report()), 120, interval=0.5,

@@ -4,6 +4,7 @@ dashboard reconnects, AOF keeps the stream, nothing accepted is lost."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -91,6 +92,8 @@ def test_restart_redis_nodes_recover_and_nothing_is_lost(
         assert_exactly_once_in_order(v.merged(), feed.accepted, swarm)
     assert set(feed.refused) <= {503}, feed.refused
     wait_healthy(drill)
+    own = drill.sh("curl -s http://127.0.1.1:8050/health/redis").stdout
+    assert json.loads(own)["redis"] == "ok", own
     print(f"\nrestart-redis: command {took:.2f} s, /health codes per node "
           f"{[dict(seen) for seen in watch.seen.values()]}, every node 200 after "
           f"{healthy_after:.2f} s;"

@@ -220,7 +220,7 @@ def test_a_killed_node_leaves_the_pool_and_its_clients_resume_elsewhere(
             assert_exactly_once_in_order(c, feed.accepted, swarm)
         print(f"\nkilled {victim}: HAProxy marked it down after {marked_down:.2f} s; "
               f"{len(orphans)} clients resumed elsewhere, {len(survivors)} never noticed")
-        assert marked_down < 5, "fastinter 500ms fall 3 should take the node out within seconds"
+        assert marked_down < 5, "inter 500ms fall 3 should take the node out within seconds"
     finally:
         for c in clients:
             c.close()
