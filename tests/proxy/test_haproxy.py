@@ -138,8 +138,9 @@ def test_http_redirects_to_https_and_tls_serves_the_node(local_cluster: LocalClu
                      timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "ok"
     assert r.headers.get("Strict-Transport-Security")
-    # Prometheus' paths are not served to the outside (they are on the internal frontend).
-    for path in ("/metrics", "/api/v1/cluster/targets"):
+    # Prometheus' paths and the nodes' own Redis probe are not served to the outside (they
+    # are on the internal frontend).
+    for path in ("/metrics", "/api/v1/cluster/targets", "/health/redis"):
         hidden = requests.get(f"{local_cluster.https_url}{path}",
                               verify=str(local_cluster.cert), timeout=5)
         assert hidden.status_code == 404, (path, hidden.status_code)
