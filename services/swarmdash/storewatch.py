@@ -82,11 +82,15 @@ class StoreWatch:
         ok = self.ping()
         took = time.monotonic() - started
         if not ok and self._someone_else_reaches_it():
-            # A failure that came well before REDIS_TIMEOUT is a refused or reset connection:
-            # a connection left broken by a Redis restart, or Redis back just after it. Only
-            # if a new ping fails too is this node alone (one silent path is not retried: it
-            # would take REDIS_TIMEOUT again before the node leaves the pool).
-            ok = took < self.ping_timeout / 2 and self.ping()
+            # Is Redis back for everyone just now, or is this node alone? Ping once more when
+            # that is cheap or likely: a failure well before REDIS_TIMEOUT is a refused or
+            # reset connection (one a Redis restart broke, or Redis back just after it), and
+            # a peer reaching Redis during an outage everyone saw means it is coming back.
+            # A first silent failure is not retried: this node would stay in the pool for
+            # another REDIS_TIMEOUT while its clients get nothing.
+            retry = (took < self.ping_timeout / 2
+                     or (self.outage is not None and self.outage.scope == "cluster"))
+            ok = retry and self.ping()
             scope = "node"
         else:
             scope = "cluster"

@@ -73,6 +73,27 @@ def test_a_broken_connection_while_peers_reach_redis_is_tried_again_not_an_outag
     assert w.available and w.healthy() and told == []
 
 
+def test_redis_back_for_the_peers_ends_an_outage_everyone_saw_only_if_it_is_back_here() -> None:
+    """At the end of an outage of Redis a peer may reach it a moment before this node does:
+    one more ping decides whether this node is now alone, whatever the first one took."""
+    pings = iter([True, False, False, True, False, False, False])
+    reach = {"10.0.0.2:8050": False}
+    w = StoreWatch(lambda: next(pings), lambda: list(reach), grace=30, peer_timeout=0.5,
+                   ping_timeout=0, ask=lambda address, timeout: reach[address])
+    w.check()
+    w.check()
+    assert w.status()["scope"] == "cluster"
+    reach["10.0.0.2:8050"] = True
+    w.check()  # fails, the peer reaches Redis, the second ping succeeds
+    assert w.available
+    reach["10.0.0.2:8050"] = False
+    w.check()
+    assert w.status()["scope"] == "cluster"
+    reach["10.0.0.2:8050"] = True
+    w.check()  # fails twice: alone now
+    assert w.status()["scope"] == "node" and not w.healthy()
+
+
 def test_a_node_that_never_reached_redis_is_unhealthy() -> None:
     w = watch([False], {}, Clock(), [], [])
     w.check()
