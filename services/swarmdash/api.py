@@ -243,6 +243,16 @@ def health() -> tuple[Response, int]:
     return jsonify(body), 200 if ok else 503
 
 
+@api.get("/health/redis")
+def health_redis() -> tuple[Response, int]:
+    """Whether this node reaches Redis now (a fresh ping): what a peer that lost Redis asks
+    to tell its own outage from everyone's (storewatch.py)."""
+    node = current_node()
+    ok = node.event_log.embedded or node.event_log.ping()
+    return jsonify({"node": node.settings.node_name,
+                    "redis": "ok" if ok else "unreachable"}), 200 if ok else 503
+
+
 @api.get("/metrics")
 def prometheus() -> Response:
     return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")

@@ -20,6 +20,7 @@ from .ratelimit import open_rate_limiter
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
+from .storewatch import STORE_STATUS_EVENT
 from .watchdog import SlowConsumerWatchdog
 
 log = logging.getLogger("swarmdash")
@@ -114,6 +115,12 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         server.manager_initialized = True
         server.manager.initialize()
     relay.start()
+    if not event_log.embedded:
+        def tell_dashboards(status: dict[str, Any]) -> None:
+            server.emit(STORE_STATUS_EVENT, status, namespace="/", ignore_queue=True)
+
+        node.store.notify = tell_dashboards
+        socketio.start_background_task(node.store_watch_loop)
     metrics.CONNECTION_LIMIT.set(settings.worker_connections)
     metrics.CLIENT_LIMIT.set(settings.max_clients_per_node)
     socketio.start_background_task(node.heartbeat_loop)

@@ -41,6 +41,9 @@ REDIS_ERRORS = Counter(f"{NS}_redis_errors_total", "Failed calls to Redis", ["co
 SLOW_CONSUMER_DROPS = Counter(f"{NS}_slow_consumer_drops_total",
                               "Clients disconnected because their queue overflowed",
                               registry=REGISTRY)
+REDIS_OUTAGE = Gauge(f"{NS}_redis_outage",
+                     "1 while this node cannot reach Redis, by scope: cluster (no peer reaches "
+                     "it either) or node (this node alone)", ["scope"], registry=REGISTRY)
 CLUSTER_NODES = Gauge(f"{NS}_cluster_nodes",
                       "Live nodes in the cluster registry, as this node sees it",
                       registry=REGISTRY)

@@ -65,6 +65,7 @@ class Relay:
         self._flights: dict[str | None, _Flight] = {}  # snapshots being read, by swarm
         self._flights_lock = threading.Lock()
         self._running = False
+        self._woken = False
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -95,7 +96,7 @@ class Relay:
                     log.warning("relay lost the event log (%s); retrying", exc)
                 self.connected = False
                 metrics.REDIS_ERRORS.labels(component="relay").inc()
-                self.sleep(backoff)
+                self._back_off(backoff)
                 backoff = min(backoff * 2, s.relay_retry_max_s)
                 continue
             except Exception:  # a bug must not kill the relay of a live node
@@ -106,6 +107,18 @@ class Relay:
             if events:
                 with self._lock, corked():  # one write per client for the whole read
                     self._process(events)
+
+    def wake(self) -> None:
+        """The store is back (the store watch saw it): end the relay's back-off now."""
+        self._woken = True
+
+    def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next try, or less if :meth:`wake` is called."""
+        deadline = time.monotonic() + seconds
+        step = self.settings.flush_tick_ms / 1000
+        while self._running and not self._woken and time.monotonic() < deadline:
+            self.sleep(min(step, max(0.0, deadline - time.monotonic())))
+        self._woken = False
 
     def _process(self, events: list[Event]) -> None:
         assert self.position is not None

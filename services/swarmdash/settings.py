@@ -162,6 +162,21 @@ class Settings:
         "Seconds a node that stopped heartbeating stays a Prometheus target (so `up == 0` "
         "shows it down).", min=0, max=86400 * 7)
 
+    # --- Redis outages ----------------------------------------------------------------
+    redis_outage_grace: float = _env(
+        "REDIS_OUTAGE_GRACE", 30.0,
+        "Seconds a Redis outage that every node sees may last with the nodes kept in the "
+        "proxy's pool and their sessions open (ingest answers 503 meanwhile); past it /health "
+        "answers 503. A node that alone loses Redis answers 503 at once.", min=0, max=3600)
+    store_check_interval: float = _env(
+        "STORE_CHECK_INTERVAL", 0.5,
+        "Seconds between two Redis pings of a node's store watch (what /health reports).",
+        min=0.05, max=60)
+    peer_check_timeout: float = _env(
+        "PEER_CHECK_TIMEOUT", 1.0,
+        "Seconds a node without Redis waits for a peer to say whether it reaches Redis.",
+        min=0.05, max=60)
+
     # --- batching and relay ----------------------------------------------------------
     batch_window_agent_ms: int = _env(
         "BATCH_WINDOW_AGENT_MS", 200, "Batch window of agent updates, ms.", min=0, max=60000)

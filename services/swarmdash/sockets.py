@@ -18,6 +18,7 @@ from .eventlog import Snapshot
 from .events import CHANNELS, valid_agent_id, valid_swarm_name
 from .node import Node
 from .relay import SubscribeError
+from .storewatch import STORE_STATUS_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ def register(socketio: SocketIO, node: Node) -> None:
                                         "node": node.settings.node_name,
                                         "server_time": time.time(),
                                         "viewer": viewer.describe()}, ignore_queue=True)
+        if not node.store.available:  # it joins during a Redis outage: say so at once
+            emit(STORE_STATUS_EVENT, node.store.status(), ignore_queue=True)
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:

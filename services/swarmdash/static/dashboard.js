@@ -327,6 +327,8 @@ function render() {
 const STATE_TEXT = {
   websocket: () => "connected · websocket",
   "long-polling": () => "connected · long-polling",
+  "store-unavailable": (s) => `connected · ${s.transport || "socket"} · store unavailable, `
+    + "live updates resume when it is back",
   connecting: () => "connecting…",
   reconnecting: (s) => `reconnecting (attempt ${s.attempt})`,
   fallback: (s) => `polling fallback · ${s.gaveUp ? "probing the socket" : `socket attempt ${s.attempt}`}`,
