@@ -17,6 +17,7 @@ from .cursor import Cursor
 from .eventlog import Snapshot
 from .events import CHANNELS, valid_agent_id, valid_swarm_name
 from .node import Node
+from .ratelimit import MemoryRateLimiter
 from .relay import SubscribeError
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
 def register(socketio: SocketIO, node: Node) -> None:
     relay = node.relay
     gate = SocketGate(AuthConfig.from_settings(node.settings))
+    s = node.settings
+    subscribes = MemoryRateLimiter(s.subscribe_rate_limit, s.subscribe_burst)  # by sid
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -118,11 +121,20 @@ def register(socketio: SocketIO, node: Node) -> None:
         sid = request.sid  # type: ignore[attr-defined]
         node.clients.discard(sid)
         gate.forget(sid)
+        subscribes.forget(sid)
         metrics.CLIENTS.set(len(node.clients))
         relay.disconnect(sid)
 
     @socketio.on("subscribe")
     def on_subscribe(data: Any = None, *extra: Any) -> dict[str, Any]:
+        decision = subscribes.take(request.sid, 1)  # type: ignore[attr-defined]
+        if not decision.allowed:  # each resume may read the log: bound how often
+            metrics.SUBSCRIBE.labels(outcome="rate_limited").inc()
+            wait = round(decision.retry_after, 3)
+            return {"ok": False, "error": "rate_limited", "retry_after": wait,
+                    "detail": f"more than SUBSCRIBE_BURST={s.subscribe_burst} subscribes at "
+                              f"once or SUBSCRIBE_RATE_LIMIT={s.subscribe_rate_limit:g}/s on "
+                              f"this connection; retry after {wait:g} s"}
         try:
             _one_payload(extra)
             sub, since = parse_subscription(data)
