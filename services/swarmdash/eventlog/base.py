@@ -14,6 +14,26 @@ class BackendUnavailable(RuntimeError):
     """The store cannot be reached: nothing was written; the caller may retry."""
 
 
+class StateLimitExceeded(ValueError):
+    """A batch would take a swarm past a state limit: nothing of it was stored."""
+
+    def __init__(self, setting: str, swarm: str, limit: int):
+        what = "agents" if setting == "MAX_AGENTS_PER_SWARM" else "open tasks"
+        super().__init__(f"swarm {swarm!r} would hold more than {setting}={limit} {what}; "
+                         "nothing was accepted")
+        self.setting = setting
+        self.swarm = swarm
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class StateLimits:
+    """How much agent and task state one swarm may hold (both backends enforce it)."""
+
+    max_agents: int = 1000
+    max_open_tasks: int = 2000
+
+
 @dataclass
 class Snapshot:
     """Current agents and tasks, consistent with ``cursor`` (the last event they include)."""
