@@ -1,4 +1,5 @@
-"""Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, disconnect."""
+"""Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, refresh_token,
+disconnect."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .auth.config import AuthConfig
 from .auth.socket import SocketGate
 from .batching import Subscription
 from .cursor import Cursor
+from .deadlines import Deadlines
 from .eventlog import Snapshot
 from .events import CHANNELS, valid_agent_id, valid_swarm_name
 from .node import Node
@@ -99,6 +101,10 @@ def register(socketio: SocketIO, node: Node) -> None:
     gate = SocketGate(AuthConfig.from_settings(node.settings))
     s = node.settings
     subscribes = MemoryRateLimiter(s.subscribe_rate_limit, s.subscribe_burst)  # by sid
+    deadlines = Deadlines(socketio.server, gate, max_pending=s.max_pending_connections,
+                          timeout=s.handshake_timeout, sleep=socketio.sleep)
+    deadlines.install()
+    socketio.start_background_task(deadlines.run)
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -109,6 +115,7 @@ def register(socketio: SocketIO, node: Node) -> None:
             raise ConnectionRefusedError(f"node_full: {detail}",
                                          {"error": "node_full", "detail": detail})
         viewer = gate.admit(request.sid, auth, request.environ)  # type: ignore[attr-defined]
+        deadlines.watch(request.sid)  # type: ignore[attr-defined]
         node.clients.add(request.sid)  # type: ignore[attr-defined]
         metrics.CLIENTS.set(len(node.clients))
         emit("connection_established", {"sid": request.sid,  # type: ignore[attr-defined]
@@ -162,6 +169,19 @@ def register(socketio: SocketIO, node: Node) -> None:
         rooms = relay.unsubscribe(request.sid, sub.swarm, sub.agent_id)  # type: ignore[attr-defined]
         return {"ok": True, "rooms": rooms}
 
+    @socketio.on("refresh_token")
+    def on_refresh_token(data: Any = None, *extra: Any) -> dict[str, Any]:
+        """A new viewer token for this live connection, before the current one expires."""
+        sid = request.sid  # type: ignore[attr-defined]
+        try:
+            _one_payload(extra)
+        except BadRequest as exc:
+            return {"ok": False, "error": "bad_request", "detail": str(exc)}
+        ack = gate.refresh(sid, data, {swarm for swarm, _ in list(relay.clients.get(sid, {}))})
+        if ack["ok"]:
+            deadlines.watch(sid)
+        return ack
+
     def on_unknown(*args: Any) -> dict[str, Any]:
         """Any other event: an ack that says so (without a handler the client would wait).
 
@@ -173,7 +193,8 @@ def register(socketio: SocketIO, node: Node) -> None:
             .is_connected(args[1], "/")
         event = str(args[0])[:64] if named else "*"
         return {"ok": False, "error": "unknown_event",
-                "detail": f"unknown event {event!r}: send subscribe or unsubscribe"}
+                "detail": f"unknown event {event!r}: send subscribe, unsubscribe or "
+                          "refresh_token"}
 
     socketio.server.on("*", on_unknown, namespace="/")
     _drop_clients_that_send_malformed_packets(socketio)
