@@ -21,6 +21,7 @@ from .events import CHANNELS, valid_agent_id, valid_swarm_name
 from .node import Node
 from .ratelimit import MemoryRateLimiter
 from .relay import SubscribeError
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,14 @@ def _drop_clients_that_send_malformed_packets(socketio: SocketIO) -> None:
     server.eio.on("message", on_message)
 
 
+def _rate_limited(s: Settings, retry_after: float) -> dict[str, Any]:
+    wait = round(retry_after, 3)
+    return {"ok": False, "error": "rate_limited", "retry_after": wait,
+            "detail": f"more than SUBSCRIBE_BURST={s.subscribe_burst} subscribes at once or "
+                      f"SUBSCRIBE_RATE_LIMIT={s.subscribe_rate_limit:g}/s on this "
+                      f"connection; retry after {wait:g} s"}
+
+
 def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
     return snap.view(sub.agent_id)
 
@@ -134,14 +143,6 @@ def register(socketio: SocketIO, node: Node) -> None:
 
     @socketio.on("subscribe")
     def on_subscribe(data: Any = None, *extra: Any) -> dict[str, Any]:
-        decision = subscribes.take(request.sid, 1)  # type: ignore[attr-defined]
-        if not decision.allowed:  # each resume may read the log: bound how often
-            metrics.SUBSCRIBE.labels(outcome="rate_limited").inc()
-            wait = round(decision.retry_after, 3)
-            return {"ok": False, "error": "rate_limited", "retry_after": wait,
-                    "detail": f"more than SUBSCRIBE_BURST={s.subscribe_burst} subscribes at "
-                              f"once or SUBSCRIBE_RATE_LIMIT={s.subscribe_rate_limit:g}/s on "
-                              f"this connection; retry after {wait:g} s"}
         try:
             _one_payload(extra)
             sub, since = parse_subscription(data)
@@ -149,6 +150,10 @@ def register(socketio: SocketIO, node: Node) -> None:
             if refusal is not None:
                 metrics.SUBSCRIBE.labels(outcome=refusal["error"]).inc()
                 return refusal
+            decision = subscribes.take(request.sid, 1)  # type: ignore[attr-defined]
+            if not decision.allowed:  # each one may read the log: bound how often
+                metrics.SUBSCRIBE.labels(outcome="rate_limited").inc()
+                return _rate_limited(s, decision.retry_after)
             ack = relay.subscribe(request.sid, sub, since, _snapshot_view)  # type: ignore[attr-defined]
         except BadRequest as exc:
             metrics.SUBSCRIBE.labels(outcome="bad_request").inc()
