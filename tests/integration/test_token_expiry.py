@@ -4,12 +4,14 @@ redis-server with the python-socketio client: at expiry the node says so and dis
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
 import pytest
 import requests
 
+from swarmdash.watch import Watcher
 from tests.helpers import AGENT_HEADERS, DashClient, viewer_token, wait_for
 from tests.integration.conftest import ENGINES, Cluster
 
@@ -66,3 +68,13 @@ def test_refresh_token_keeps_the_connection_streaming(cluster: Cluster,
     refused: dict[str, Any] = client.sio.call("refresh_token", {"token": "forged"}, timeout=10)
     assert refused["ok"] is False and refused["error"] == "unauthorized", refused
     assert client.sio.connected, "a refused refresh leaves the connection as it was"
+
+
+def test_swarmdash_watch_stops_and_says_so_when_its_token_expires(cluster: Cluster) -> None:
+    out = io.StringIO()
+    watcher = Watcher(cluster.nodes[0].url, {"swarm": "exp-watch", "channels": ["log"]}, out,
+                      token=viewer_token(["exp-watch"], ttl=2))
+    started = time.monotonic()
+    watcher.run(duration=30)
+    assert time.monotonic() - started < 20, "it stopped at the expiry, not at the duration"
+    assert "the viewer token has expired" in out.getvalue(), out.getvalue()
