@@ -1,7 +1,8 @@
 """Every Socket.IO handler with generated input, in-process (Flask-SocketIO's test client).
 
-connect with any ``auth`` payload, subscribe/unsubscribe/refresh_token with any payload and any number of
-arguments, unknown event names, with and without an ack: an ack is always an object with
+connect with any ``auth`` payload, subscribe/unsubscribe/refresh_token with any payload and
+any number of arguments, unknown event names, with and without an ack: an ack is always an
+object with
 ``ok``; a refusal says ``error`` and ``detail``; nothing raises; and afterwards the node still
 serves a well-behaved client.
 """
