@@ -2,9 +2,8 @@
 
 connect with any ``auth`` payload, subscribe/unsubscribe/refresh_token with any payload and
 any number of arguments, unknown event names, with and without an ack: an ack is always an
-object with
-``ok``; a refusal says ``error`` and ``detail``; nothing raises; and afterwards the node still
-serves a well-behaved client.
+object with ``ok``; a refusal says ``error`` and ``detail``; nothing raises; and afterwards the
+node still serves a well-behaved client.
 """
 
 from __future__ import annotations
