@@ -193,7 +193,7 @@ class Settings:
         "Most events replayed on a resume; beyond it the client gets a snapshot (gap).",
         min=1, max=10_000_000)
     replay_scan_limit: int = _env(
-        "REPLAY_SCAN_LIMIT", 50_000,
+        "REPLAY_SCAN_LIMIT", 20_000,
         "Most stream entries one resume reads, matching its filter or not; beyond it the "
         "client gets a snapshot (gap). At least REPLAY_LIMIT.", min=1, max=10_000_000)
 
