@@ -68,6 +68,23 @@ def check_open_tasks_per_swarm(factory: LogFactory) -> None:
     assert {t for t, s in state(log)[1].items() if s in ("queued", "running")} == {"t3", "t5"}
 
 
+def log_event(swarm: str) -> dict[str, Any]:
+    return {"type": "log", "swarm": swarm, "agent_id": "a1", "ts": float(next(_ts)),
+            "data": {"level": "info", "message": "hello"}}
+
+
+def check_swarms(factory: LogFactory) -> None:
+    """Every swarm an event was sent for counts, whatever the event's type."""
+    log = factory(StateLimits(max_agents=100, max_open_tasks=100, max_swarms=2))
+    log.append([log_event("alpha"), agent("b1", swarm="beta")])
+    last = log.last_id()
+    with pytest.raises(StateLimitExceeded) as caught:
+        log.append([log_event("alpha"), log_event("gamma"), log_event("delta")])
+    assert caught.value.setting == "MAX_SWARMS" and caught.value.swarm == "gamma"
+    assert "MAX_SWARMS=2" in str(caught.value) and log.last_id() == last
+    log.append([log_event("alpha"), agent("b2", swarm="beta")])  # known swarms still pass
+
+
 def check_a_flood_leaves_a_bounded_snapshot(factory: LogFactory) -> None:
     """The audit's case: one key creating thousands of agents and tasks in a few requests."""
     log = factory(StateLimits(max_agents=50, max_open_tasks=80))

@@ -252,6 +252,10 @@ class Settings:
         "MAX_AGENTS_PER_SWARM", 1000,
         "Agents the state of one swarm holds; a batch that would add one more is refused "
         "(422).", min=1, max=1_000_000)
+    max_swarms: int = _env(
+        "MAX_SWARMS", 1000,
+        "Swarms the event log knows (every swarm an event was ever sent for); a batch for "
+        "one more is refused (422).", min=1, max=1_000_000)
     max_open_tasks_per_swarm: int = _env(
         "MAX_OPEN_TASKS_PER_SWARM", 2000,
         "Queued or running tasks the state of one swarm holds; a batch that would open one "

@@ -73,7 +73,7 @@ FAST = {"LOG_LEVEL": "warning", "RELAY_BLOCK_MS": "50", "FLUSH_TICK_MS": "5",
         "BATCH_WINDOW_AGENT_MS": "0", "BATCH_WINDOW_TASK_MS": "0",
         "BATCH_WINDOW_METRIC_MS": "0", "BATCH_WINDOW_LOG_MS": "0", "INGEST_RATE_LIMIT": "0",
         "SUBSCRIBE_RATE_LIMIT": "0", "MAX_AGENTS_PER_SWARM": "1000000",
-        "MAX_OPEN_TASKS_PER_SWARM": "1000000",
+        "MAX_OPEN_TASKS_PER_SWARM": "1000000", "MAX_SWARMS": "1000000",
         **LIMITS, **Credentials.env()}
 
 _prefixes = itertools.count(1)

@@ -47,6 +47,7 @@ def factory(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterat
 
 @pytest.mark.parametrize("check", [statelimits.check_agents_per_swarm,
                                    statelimits.check_open_tasks_per_swarm,
+                                   statelimits.check_swarms,
                                    statelimits.check_a_flood_leaves_a_bounded_snapshot])
 def test_state_limits(factory: LogFactory, check: Callable[[LogFactory], None]) -> None:
     check(factory)

@@ -15,8 +15,7 @@ def open_event_log(settings: Settings) -> EventLog:
     if settings.embedded:
         return MemoryEventLog(maxlen=settings.stream_maxlen, task_history=settings.task_history,
                               idempotency_ttl=settings.idempotency_ttl,
-                              limits=StateLimits(settings.max_agents_per_swarm,
-                                                 settings.max_open_tasks_per_swarm))
+                              limits=StateLimits.from_settings(settings))
     from .redis import RedisEventLog
 
     return RedisEventLog.from_settings(settings)

@@ -28,6 +28,7 @@ class MemoryEventLog(EventLog):
         self._events: list[Event] = []
         self._last: StreamId = ZERO
         self._trimmed: StreamId = ZERO
+        self._swarms: set[str] = set()  # every swarm an event was stored for
         self._agents: dict[str, dict[str, Event]] = {}
         self._tasks: dict[str, dict[str, Event]] = {}
         self._done: dict[str, dict[str, float]] = {}
@@ -56,6 +57,7 @@ class MemoryEventLog(EventLog):
                 self._ids.append(sid)
                 self._events.append(stored)
                 ids.append(stored["id"])
+                self._swarms.add(event["swarm"])
                 self._apply_state(stored)
             excess = len(self._ids) - self._maxlen
             if excess > 0:
@@ -70,6 +72,10 @@ class MemoryEventLog(EventLog):
     def _check_limits(self, events: list[Event]) -> None:
         """Refuse a batch that adds agents or open tasks past a swarm's limit (as ingest.lua
         does: only what the batch adds counts, so updates pass a swarm already over it)."""
+        new_swarms = list(dict.fromkeys(e["swarm"] for e in events if e["swarm"] not in
+                                        self._swarms))
+        if new_swarms and len(self._swarms) + len(new_swarms) > self._limits.max_swarms:
+            raise StateLimitExceeded("MAX_SWARMS", new_swarms[0], self._limits.max_swarms)
         new_agents: dict[str, set[str]] = {}
         was_open: dict[tuple[str, str], bool] = {}
         now_open: dict[tuple[str, str], bool] = {}

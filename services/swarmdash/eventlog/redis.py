@@ -72,8 +72,7 @@ class RedisEventLog(EventLog):
         return cls(
             connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
             keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
-            idempotency_ttl=s.idempotency_ttl, limits=StateLimits(
-                s.max_agents_per_swarm, s.max_open_tasks_per_swarm),
+            idempotency_ttl=s.idempotency_ttl, limits=StateLimits.from_settings(s),
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
                                   max_connections=2),
@@ -93,7 +92,8 @@ class RedisEventLog(EventLog):
         ttl = self.idempotency_ttl if key is not None else 0
         args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
                            AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl,
-                           self.limits.max_agents, self.limits.max_open_tasks]
+                           self.limits.max_agents, self.limits.max_open_tasks,
+                           self.limits.max_swarms]
         for event in events:
             target = state_field(event)
             kind, name, finished = target if target else ("-", "", False)
