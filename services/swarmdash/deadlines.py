@@ -81,13 +81,14 @@ class Deadlines:
         stale = [s for s, since in self.pending.items() if now - since >= self.timeout]
         for eio_sid in stale:
             del self.pending[eio_sid]
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None:
+                continue
             log.info("closing connection %s: no Socket.IO connect within HANDSHAKE_TIMEOUT=%g s",
                      eio_sid, self.timeout)
             metrics.HANDSHAKE_TIMEOUTS.inc()
-            try:
-                self.server.eio.disconnect(eio_sid)
-            except Exception:  # gone meanwhile
-                log.debug("connection %s already closed", eio_sid, exc_info=True)
+            # not wait: a peer that does not read would hold this loop until it did
+            sock.close(wait=False, abort=False)
         metrics.PENDING_CONNECTIONS.set(len(self.pending))
         return len(stale)
 

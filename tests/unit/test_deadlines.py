@@ -16,20 +16,24 @@ from swarmdash.settings import load_settings
 @dataclass
 class FakeSocket:
     closed: bool = False
+    closes: list[dict[str, Any]] = field(default_factory=list)
+
+    def close(self, **kw: Any) -> None:
+        self.closes.append(kw)
+        self.closed = True
 
 
 @dataclass
 class FakeEio:
     sockets: dict[str, FakeSocket] = field(default_factory=dict)
     handlers: dict[str, Any] = field(default_factory=dict)
-    closed: list[str] = field(default_factory=list)
+
+    def closed(self) -> list[str]:
+        return [sid for sid, sock in self.sockets.items() if sock.closed]
 
     def on(self, name: str, handler: Any) -> None:
         self.handlers[name] = handler
 
-    def disconnect(self, sid: str) -> None:
-        self.closed.append(sid)
-        self.sockets.pop(sid, None)
 
 
 @dataclass
@@ -98,12 +102,14 @@ def test_a_connection_without_a_session_is_closed_after_the_timeout() -> None:
     clock.now += 4.9
     assert deadlines.close_stale() == 0
     clock.now += 0.2
-    assert deadlines.close_stale() == 1 and server.eio.closed == ["quiet"]
+    assert deadlines.close_stale() == 1 and server.eio.closed() == ["quiet"]
+    # without waiting for its queue: a peer that does not read cannot hold the loop
+    assert server.eio.sockets["quiet"].closes == [{"wait": False, "abort": False}]
     # a session that ends (the client sent DISCONNECT) starts the clock again
     del server.manager.sessions["client"]
     deadlines.close_stale()
     clock.now += 5.1
-    assert deadlines.close_stale() == 1 and server.eio.closed == ["quiet", "client"]
+    assert deadlines.close_stale() == 1 and server.eio.closed() == ["quiet", "client"]
 
 
 def test_expiry_ends_the_session_unless_refreshed() -> None:
