@@ -14,7 +14,7 @@ from . import metrics, registry
 from .auth.web import refuse_swarms
 from .batching import Subscription, event_id
 from .cursor import Cursor, format_id
-from .eventlog import BackendUnavailable
+from .eventlog import BackendUnavailable, StateLimitExceeded
 from .events import (
     CHANNELS,
     ValidationError,
@@ -95,6 +95,9 @@ def ingest() -> tuple[Response, int]:
     except BackendUnavailable as exc:
         metrics.INGEST_REJECTED.labels(reason="unavailable").inc()
         return unavailable(exc, ", nothing was accepted")
+    except StateLimitExceeded as exc:  # a runaway publisher must not grow every snapshot
+        metrics.INGEST_REJECTED.labels(reason="state_limit").inc()
+        return error(422, str(exc), limit=exc.setting, swarm=exc.swarm, value=exc.limit)
     result: dict[str, Any] = {"accepted": len(ids), "cursor": ids[-1], "ids": ids}
     if duplicate:  # a retry of a batch already stored under this key: stored once
         result["duplicate"] = True

@@ -42,11 +42,9 @@ class Fanout:
         eio_pkt = None
         frames: dict[int | None, bytes] = {}
         sockets = self.server.eio.sockets
+        send_packet = self.server._send_eio_packet
         for eio_sid in list(participants.values()):
-            sock = sockets.get(eio_sid)
-            if sock is None or sock.closed:
-                continue
-            outbox = getattr(sock, "outbox", None)
+            outbox = getattr(sockets.get(eio_sid), "outbox", None)
             if outbox is not None:
                 style = outbox.style
                 if style == UNCACHED:
@@ -59,5 +57,5 @@ class Fanout:
             else:
                 if eio_pkt is None:
                     eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-                sock.send(eio_pkt)
+                send_packet(eio_sid, eio_pkt)
         return len(participants)

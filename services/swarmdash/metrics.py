@@ -56,8 +56,17 @@ FALLBACK_POLLS = Counter(f"{NS}_fallback_polls_total",
 SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
                     registry=REGISTRY)
 CONNECTS_REFUSED = Counter(f"{NS}_connects_refused_total",
-                           "Socket.IO connects refused by this node, by reason (node_full)",
+                           "Connects refused by this node, by reason (node_full, too_many_pending)",
                            ["reason"], registry=REGISTRY)
+PENDING_CONNECTIONS = Gauge(f"{NS}_pending_connections",
+                            "Connections without a Socket.IO session yet (MAX_PENDING_CONNECTIONS)",
+                            registry=REGISTRY)
+HANDSHAKE_TIMEOUTS = Counter(f"{NS}_handshake_timeouts_total",
+                             "Connections closed for no Socket.IO connect within "
+                             "HANDSHAKE_TIMEOUT", registry=REGISTRY)
+SESSIONS_EXPIRED = Counter(f"{NS}_sessions_expired_total",
+                           "Clients disconnected because their viewer token expired",
+                           registry=REGISTRY)
 CLIENT_LIMIT = Gauge(f"{NS}_client_limit", "Socket.IO clients this node accepts "
                      "(MAX_CLIENTS_PER_NODE)", registry=REGISTRY)
 

@@ -234,6 +234,8 @@ class Relay:
                            since: Cursor) -> tuple[Room, int, str] | None:
         """Read what was missed (outside the lock), then replay and join (under it).
 
+        At most REPLAY_SCAN_LIMIT entries of the log are read, whatever the filter: past
+        that (or past REPLAY_LIMIT matching events) the answer is None, a snapshot instead.
         The room may hold events waiting for their window.  Events the client lacks are
         replayed only up to the room's delivered position of each channel; the rest reach
         it with the room's next flush.  If the client is *ahead* of the room (it comes from
@@ -244,6 +246,7 @@ class Relay:
         fetched = since.lowest
         missed: list[Event] = []
         missed_bytes = 0
+        scanned, scan_limit = 0, self.settings.replay_scan_limit
         while True:
             with self._lock:
                 assert self.position is not None
@@ -257,7 +260,11 @@ class Relay:
                 targets = {k: room.position(k, head) if room else head for k in keys}
                 if fetched >= max(targets.values()):
                     return self._join(sid, sub, room, missed, targets)
-            batch = self.log.read(fetched, self.settings.relay_read_count)
+            if scanned >= scan_limit:  # a sparse filter must not make us read the stream
+                return None
+            batch = self.log.read(fetched, min(self.settings.relay_read_count,
+                                               scan_limit - scanned))
+            scanned += len(batch)
             if not batch:  # the stream holds nothing more (trimmed or caught up)
                 fetched = max(targets.values())
                 continue

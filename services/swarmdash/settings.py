@@ -208,6 +208,10 @@ class Settings:
         "Most events replayed on a resume; beyond it (or beyond MAX_QUEUE_BYTES of events) "
         "the client gets a snapshot (gap).",
         min=1, max=10_000_000)
+    replay_scan_limit: int = _env(
+        "REPLAY_SCAN_LIMIT", 20_000,
+        "Most stream entries one resume reads, matching its filter or not; beyond it the "
+        "client gets a snapshot (gap). At least REPLAY_LIMIT.", min=1, max=10_000_000)
 
     # --- limits ----------------------------------------------------------------------
     max_queue_size: int = _env(
@@ -226,6 +230,14 @@ class Settings:
     max_subscriptions: int = _env(
         "MAX_SUBSCRIPTIONS_PER_CLIENT", 20, "Subscriptions one client may hold.", min=1,
         max=10000)
+    subscribe_rate_limit: float = _env(
+        "SUBSCRIBE_RATE_LIMIT", 1.0,
+        "Subscribes per second one connection may make beyond SUBSCRIBE_BURST; more are "
+        "refused (rate_limited); 0 = unlimited.", min=0, max=100_000)
+    subscribe_burst: int = _env(
+        "SUBSCRIBE_BURST", 20,
+        "Subscribes one connection may make at once (the token bucket's size).", min=1,
+        max=100_000)
     max_events_per_request: int = _env(
         "MAX_EVENTS_PER_REQUEST", 1000, "Events in one ingest request.", min=1, max=1_000_000)
     max_payload_bytes: int = _env(
@@ -250,6 +262,27 @@ class Settings:
         "Socket.IO clients one node accepts; beyond it a connect is refused (node_full). "
         "Keep it below WORKER_CONNECTIONS so HTTP requests still get through.", min=1,
         max=1_000_000)
+    max_pending_connections: int = _env(
+        "MAX_PENDING_CONNECTIONS", 200,
+        "Connections one node holds that have not completed the Socket.IO connect yet; "
+        "beyond it a new one is refused (401). MAX_CLIENTS_PER_NODE plus this stays below "
+        "WORKER_CONNECTIONS.", min=1, max=1_000_000)
+    handshake_timeout: float = _env(
+        "HANDSHAKE_TIMEOUT", 5.0,
+        "Seconds a connection may stay open without completing the Socket.IO connect (with "
+        "a valid viewer token); then the node closes it.", min=0.5, max=300)
+    max_agents_per_swarm: int = _env(
+        "MAX_AGENTS_PER_SWARM", 1000,
+        "Agents the state of one swarm holds; a batch that would add one more is refused "
+        "(422).", min=1, max=1_000_000)
+    max_swarms: int = _env(
+        "MAX_SWARMS", 1000,
+        "Swarms the event log knows (every swarm an event was ever sent for); a batch for "
+        "one more is refused (422).", min=1, max=1_000_000)
+    max_open_tasks_per_swarm: int = _env(
+        "MAX_OPEN_TASKS_PER_SWARM", 2000,
+        "Queued or running tasks the state of one swarm holds; a batch that would open one "
+        "more is refused (422).", min=1, max=1_000_000)
 
     # --- derived ---------------------------------------------------------------------
     @property
@@ -431,10 +464,15 @@ def _check_consistency(s: Settings) -> None:
         raise SettingsError(
             f"INGEST_BURST={s.ingest_burst} is below MAX_EVENTS_PER_REQUEST="
             f"{s.max_events_per_request}: a full request could never be accepted")
-    if s.max_clients_per_node >= s.worker_connections:
+    if s.max_clients_per_node + s.max_pending_connections >= s.worker_connections:
         raise SettingsError(
-            f"MAX_CLIENTS_PER_NODE={s.max_clients_per_node} must be below WORKER_CONNECTIONS="
+            f"MAX_CLIENTS_PER_NODE={s.max_clients_per_node} plus MAX_PENDING_CONNECTIONS="
+            f"{s.max_pending_connections} must be below WORKER_CONNECTIONS="
             f"{s.worker_connections}, or the HTTP API and health checks starve when it is full")
+    if s.replay_scan_limit < s.replay_limit:
+        raise SettingsError(
+            f"REPLAY_SCAN_LIMIT={s.replay_scan_limit} is below REPLAY_LIMIT={s.replay_limit}: "
+            "a resume could never replay REPLAY_LIMIT events")
     if s.message_queue_url and s.embedded:
         raise SettingsError(
             "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "

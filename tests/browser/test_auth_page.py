@@ -4,6 +4,7 @@ swarm shows that swarm only."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -68,4 +69,17 @@ def test_login_then_live_under_the_csp_with_one_swarm(
     cookie = next(c for c in page.context.cookies() if c["name"] == "swarmdash_token")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert page.evaluate("document.cookie") == "", "the token is not readable by scripts"
+    assert problems == []
+
+
+def test_a_live_page_asks_for_a_new_sign_in_when_its_token_expires(
+        swarm_nodes: Swarm, bare_page: tuple[Page, list[str]]) -> None:
+    page, problems = bare_page
+    swarm = "bt-expiring"
+    page.goto(f"{swarm_nodes.page_url}/login?token={viewer_token([swarm], ttl=4)}")
+    wait_for_state(page, "websocket")
+    wait_for_state(page, "signed-out")
+    expect(page.locator("#connection-text")).to_contain_text("sign-in expired")
+    expect(page.locator("#connection")).to_have_attribute("title", re.compile("expired"))
+    assert page.evaluate("window.__swarmdash.status().mode") == "signed-out"
     assert problems == []

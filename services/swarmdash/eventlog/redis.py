@@ -15,7 +15,14 @@ from ..cursor import ZERO, StreamId, format_id, parse_id
 from ..events import Event, encode
 from ..keys import AGENTS_SUFFIX, TASKS_DONE_SUFFIX, TASKS_SUFFIX, Keys
 from ..settings import Settings
-from .base import BackendUnavailable, EventLog, Snapshot, state_field
+from .base import (
+    BackendUnavailable,
+    EventLog,
+    Snapshot,
+    StateLimitExceeded,
+    StateLimits,
+    state_field,
+)
 
 T = TypeVar("T")
 
@@ -45,7 +52,8 @@ def connect(url: str, timeout: float, *, read_timeout: float | None = None,
 class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
-                 idempotency_ttl: int = 600, health_conn: redis.Redis | None = None):
+                 idempotency_ttl: int = 600, health_conn: redis.Redis | None = None,
+                 limits: StateLimits | None = None):
         self.redis = conn
         self.blocking = blocking_conn or conn
         # /health pings on connections of its own: a burst of requests holding the shared
@@ -55,6 +63,7 @@ class RedisEventLog(EventLog):
         self.maxlen = maxlen
         self.task_history = task_history
         self.idempotency_ttl = idempotency_ttl
+        self.limits = limits or StateLimits()
         self._ingest = conn.register_script(_script("ingest.lua"))
         self._snapshot = conn.register_script(_script("snapshot.lua"))
 
@@ -63,7 +72,7 @@ class RedisEventLog(EventLog):
         return cls(
             connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
             keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
-            idempotency_ttl=s.idempotency_ttl,
+            idempotency_ttl=s.idempotency_ttl, limits=StateLimits.from_settings(s),
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
                                   max_connections=2),
@@ -82,15 +91,20 @@ class RedisEventLog(EventLog):
     def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
         ttl = self.idempotency_ttl if key is not None else 0
         args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
-                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl]
+                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl,
+                           self.limits.max_agents, self.limits.max_open_tasks,
+                           self.limits.max_swarms]
         for event in events:
             target = state_field(event)
             kind, name, finished = target if target else ("-", "", False)
             args += [event["swarm"], kind, name, "1" if finished else "0", event["ts"],
                      encode(event)]
         keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(key or "")]
-        seen, joined = self._call(lambda: self._ingest(keys=keys, args=args))
-        return joined.split(","), bool(seen)
+        reply = self._call(lambda: self._ingest(keys=keys, args=args))
+        if int(reply[0]) == 2:
+            raise StateLimitExceeded(reply[1], reply[2], int(reply[3]))
+        seen, joined = reply
+        return joined.split(","), bool(int(seen))
 
     @staticmethod
     def _decode(entries: Any) -> list[Event]:

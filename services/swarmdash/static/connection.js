@@ -24,7 +24,8 @@
 //
 // Sign-in: the page's viewer token is an HttpOnly cookie (set by GET /login?token=...), sent
 // by the browser with the Socket.IO handshake and the API calls. A connect the node refuses
-// (no token, expired, forged) or an API answer 401 puts the page in the "signed-out" state:
+// (no token, expired, forged), the node's `session_expired` when the token expires on a live
+// connection, or an API answer 401 puts the page in the "signed-out" state:
 // no reconnect loop, no polling, until the page is reloaded after signing in again.
 
 const SUBSCRIBE_TIMEOUT_MS = 10000;
@@ -184,6 +185,8 @@ export class Connection {
       if (this.gaveUp) this.scheduleProbe();
       this.changed();
     });
+    // The node ends a connection whose viewer token has expired, saying so first.
+    socket.on("session_expired", (info) => this.signOut(info?.detail || "the sign-in expired"));
     socket.on("connection_established", (info) => {
       this.node = info.node;
       if (info.viewer) {

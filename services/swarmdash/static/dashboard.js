@@ -333,7 +333,8 @@ const STATE_TEXT = {
   reconnecting: (s) => `reconnecting (attempt ${s.attempt})`,
   fallback: (s) => `polling fallback · ${s.gaveUp ? "probing the socket" : `socket attempt ${s.attempt}`}`,
   offline: () => "offline",
-  "signed-out": () => "not signed in · open your sign-in link (swarmdash token)",
+  "signed-out": (s) => (/expired/.test(s.signedOut || "") ? "sign-in expired" : "not signed in")
+    + " · open your sign-in link (swarmdash token)",
 };
 
 function renderStatus() {
