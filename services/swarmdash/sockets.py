@@ -1,4 +1,6 @@
-"""Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, disconnect."""
+"""Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, disconnect.
+
+The original dashboard's events (ping, join_room, leave_room) are in legacy.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
-from . import metrics
+from . import legacy, metrics
 from .auth.config import AuthConfig
 from .auth.socket import SocketGate
 from .batching import Subscription
@@ -96,6 +98,7 @@ def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
 def register(socketio: SocketIO, node: Node) -> None:
     relay = node.relay
     gate = SocketGate(AuthConfig.from_settings(node.settings))
+    compat = legacy.register(socketio, node, gate)  # the original dashboard's client
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -107,6 +110,7 @@ def register(socketio: SocketIO, node: Node) -> None:
                                          {"error": "node_full", "detail": detail})
         viewer = gate.admit(request.sid, auth, request.environ)  # type: ignore[attr-defined]
         node.clients.add(request.sid)  # type: ignore[attr-defined]
+        compat.connected(request.sid)  # type: ignore[attr-defined]
         metrics.CLIENTS.set(len(node.clients))
         emit("connection_established", {"sid": request.sid,  # type: ignore[attr-defined]
                                         "node": node.settings.node_name,
@@ -118,11 +122,13 @@ def register(socketio: SocketIO, node: Node) -> None:
         sid = request.sid  # type: ignore[attr-defined]
         node.clients.discard(sid)
         gate.forget(sid)
+        compat.disconnected(sid)
         metrics.CLIENTS.set(len(node.clients))
         relay.disconnect(sid)
 
     @socketio.on("subscribe")
     def on_subscribe(data: Any = None, *extra: Any) -> dict[str, Any]:
+        compat.subscribing(request.sid)  # type: ignore[attr-defined]
         try:
             _one_payload(extra)
             sub, since = parse_subscription(data)
