@@ -17,6 +17,7 @@ no event reaches it twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -114,10 +115,11 @@ class Compat:
         default subscription or rooms it holds end (else it would get events twice)."""
         self.subscribed.add(sid)
         feed = self.feeds.get(sid)
-        if feed is not None and feed.rooms:
-            with feed.lock:
-                feed.rooms.clear()
-                self._apply(sid, feed)
+        if feed is not None:
+            with feed.lock:  # waits for a default subscription being made right now
+                if feed.rooms:
+                    feed.rooms.clear()
+                    self._apply(sid, feed)
 
     def disconnected(self, sid: str) -> None:
         self.subscribed.discard(sid)
@@ -199,7 +201,8 @@ class Compat:
         gone = feed.scopes - want
         if gone:
             for scope in gone:
-                self.server.leave_room(sid, _FEED_ROOM.format(scope), namespace="/")
+                with contextlib.suppress(KeyError, ValueError):  # it has just disconnected
+                    self.server.leave_room(sid, _FEED_ROOM.format(scope), namespace="/")
             feed.resume = self.relay.release(sid, [(scope, None) for scope in gone])
             feed.scopes -= gone
         error = None
@@ -211,7 +214,8 @@ class Compat:
                 error = error or exc.code
                 continue
             feed.scopes.add(scope)
-            self.server.enter_room(sid, _FEED_ROOM.format(scope), namespace="/")
+            with contextlib.suppress(KeyError, ValueError):  # it has just disconnected
+                self.server.enter_room(sid, _FEED_ROOM.format(scope), namespace="/")
         if error is None:
             feed.resume = None
         return error

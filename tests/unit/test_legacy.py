@@ -318,3 +318,14 @@ def test_task_outcome_maps_only_finished_tasks(ev: Any) -> None:
     assert name == "task_failed"
     assert payload["error"] is None and payload["timestamp"] == "1970-01-01T00:00:00.001Z"
     assert iso(1795755078.5) == "2026-11-27T04:51:18.500Z"
+
+
+def test_a_token_with_more_swarms_than_subscriptions_allowed_gets_none(
+        legacy_app: Callable[..., Flask], opened: list[SocketIOTestClient],
+        wait_for: Callable[..., Any]) -> None:
+    app = legacy_app(AUTH_DISABLED="false", MAX_SUBSCRIPTIONS_PER_CLIENT="2")
+    counter = metrics.DEFAULT_SUBSCRIPTIONS.labels(outcome="too_many_subscriptions")
+    before = counter._value.get()
+    _, inbox = connector(app, opened, wait_for)(["alpha", "beta", "gamma"])
+    wait_for(lambda: counter._value.get() == before + 1, message="the refusal counted")
+    assert scopes(node_of(app), sid_of(inbox)) == set(), "all or nothing"
