@@ -263,7 +263,7 @@ def register(socketio: SocketIO, node: Node, gate: SocketGate) -> Compat:
     compat = Compat(socketio, node, gate)
 
     @socketio.on("ping")
-    def on_ping(data: Any = None, *extra: Any) -> dict[str, Any] | None:
+    def on_ping(data: Any = None, *extra: Any) -> dict[str, Any]:
         ping_id = data.get("ping_id") if isinstance(data, dict) else None
         if extra or not (data is None or isinstance(data, dict)) or not (
                 ping_id is None or (isinstance(ping_id, str) and len(ping_id) <= _MAX_PING_ID)
@@ -271,7 +271,7 @@ def register(socketio: SocketIO, node: Node, gate: SocketGate) -> Compat:
             return _bad_request(f"send {{ping_id}}: a string of at most {_MAX_PING_ID} "
                                 "characters, or a number")
         emit("pong", {"ping_id": ping_id, "timestamp": iso(time.time())}, ignore_queue=True)
-        return None
+        return {"ok": True}
 
     @socketio.on("join_room")
     def on_join_room(data: Any = None, *extra: Any) -> dict[str, Any]:
