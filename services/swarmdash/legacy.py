@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -155,19 +156,16 @@ class Compat:
         if feed is None:
             return {"ok": False, "error": "disconnected", "detail": "the client has left"}
         with feed.lock:
-            error = self._join(sid, feed, room)
-        if error is None:
-            return None
-        return {"ok": False, "error": error, "detail": self._explain(error)}
+            return self._refused(self._join(sid, feed, room))
 
-    def leave(self, sid: str, room: str) -> str | None:
-        """Remove ``room`` from the client's feed; an error code if what remains failed."""
+    def leave(self, sid: str, room: str) -> dict[str, Any] | None:
+        """Remove ``room`` from the client's feed; the error ack if what remains failed."""
         feed = self.feeds.get(sid)
         if feed is None or room not in feed.rooms:
             return None
         with feed.lock:
             feed.rooms.discard(room)
-            return self._apply(sid, feed)
+            return self._refused(self._apply(sid, feed))
 
     def _join(self, sid: str, feed: Feed, room: str) -> str | None:
         """Called with the feed's lock: all or nothing (a failed join is undone)."""
@@ -178,7 +176,8 @@ class Compat:
         if error is not None:
             feed.rooms.discard(room)
             self._apply(sid, feed)
-            log.warning("client %s: room %r not joined: %s", sid, room, error)
+            log.log(logging.DEBUG if error == "unavailable" else logging.WARNING,
+                    "client %s: room %r not joined: %s", sid, room, error)
         return error
 
     @staticmethod
@@ -228,6 +227,11 @@ class Compat:
             raise SubscribeError("unavailable", "the event log is unreachable; retry")
         return Cursor.at(head)  # from now on, as the original server: no history
 
+    def _refused(self, error: str | None) -> dict[str, Any] | None:
+        if error is None:
+            return None
+        return {"ok": False, "error": error, "detail": self._explain(error)}
+
     def _explain(self, error: str) -> str:
         return {"too_many_subscriptions": "the token's swarms need more subscriptions than "
                                           f"MAX_SUBSCRIPTIONS_PER_CLIENT="
@@ -273,30 +277,21 @@ def register(socketio: SocketIO, node: Node, gate: SocketGate) -> Compat:
         emit("pong", {"ping_id": ping_id, "timestamp": iso(time.time())}, ignore_queue=True)
         return {"ok": True}
 
-    @socketio.on("join_room")
-    def on_join_room(data: Any = None, *extra: Any) -> dict[str, Any]:
-        sid: str = request.sid  # type: ignore[attr-defined]
-        room = _room_of(data, extra)
-        if isinstance(room, dict):
-            return room
-        refusal = compat.join(sid, room)
-        if refusal is not None:
-            return refusal
-        emit("room_joined", {"room": room, "client_id": sid, "timestamp": iso(time.time())},
-             ignore_queue=True)
-        return {"ok": True, "room": room}
+    def on_room(event: str, answer: str,
+                change: Callable[[str, str], dict[str, Any] | None]) -> None:
+        def handle(data: Any = None, *extra: Any) -> dict[str, Any]:
+            sid: str = request.sid  # type: ignore[attr-defined]
+            room = _room_of(data, extra)
+            if isinstance(room, dict):
+                return room
+            refusal = change(sid, room)
+            if refusal is not None and event == "join_room":
+                return refusal  # nothing changed: no room_joined
+            emit(answer, {"room": room, "client_id": sid, "timestamp": iso(time.time())},
+                 ignore_queue=True)
+            return refusal or {"ok": True, "room": room}
+        socketio.on(event)(handle)
 
-    @socketio.on("leave_room")
-    def on_leave_room(data: Any = None, *extra: Any) -> dict[str, Any]:
-        sid: str = request.sid  # type: ignore[attr-defined]
-        room = _room_of(data, extra)
-        if isinstance(room, dict):
-            return room
-        error = compat.leave(sid, room)
-        emit("room_left", {"room": room, "client_id": sid, "timestamp": iso(time.time())},
-             ignore_queue=True)
-        if error is not None:
-            return {"ok": False, "error": error, "detail": compat._explain(error)}
-        return {"ok": True, "room": room}
-
+    on_room("join_room", "room_joined", compat.join)
+    on_room("leave_room", "room_left", compat.leave)  # answered even if it was not in it
     return compat
