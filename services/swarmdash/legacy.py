@@ -88,7 +88,8 @@ class Feed:
     rooms: set[str] = field(default_factory=set)  # joined: "dashboard" and swarm names
     scopes: set[str] = field(default_factory=set)  # its relay subscriptions: "*" or swarms
     resume: str | None = None  # where subscriptions released last left off
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # looked up per call: a gevent or eventlet lock once the engine has patched threading
+    lock: threading.Lock = field(default_factory=lambda: threading.Lock())
 
 
 class Compat:

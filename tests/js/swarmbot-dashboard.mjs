@@ -3,13 +3,16 @@
 // never subscribe, measure latency with ping {ping_id} / pong, and queue what arrives on
 // the events it listens for. Here it also joins and leaves a room, and prints one JSON
 // line per message and a final summary.
-// Usage: node swarmbot-dashboard.mjs URL ROOM EVENTS FINISHED
-//   EVENTS: stream events to receive in batches; FINISHED: task_completed + task_failed.
+// Usage: node swarmbot-dashboard.mjs URL ROOM EVENTS FINISHED [DROP_AFTER]
+//   EVENTS: stream events to receive in batches; FINISHED: task_completed + task_failed;
+//   DROP_AFTER: drop the connection once after that many events (it reconnects by itself).
 import { io } from "socket.io-client";
 
-const [url, room, eventsText, finishedText] = process.argv.slice(2);
+const [url, room, eventsText, finishedText, dropText] = process.argv.slice(2);
 const wantEvents = Number(eventsText);
 const wantFinished = Number(finishedText);
+const dropAfter = dropText ? Number(dropText) : Infinity;
+let dropped = false;
 
 const config = {
   reconnection: true,
@@ -73,6 +76,11 @@ for (const name of ["agent_update_batch", "task_update_batch", "metric_update_ba
   socket.on(name, (data) => {
     for (const item of data.batch) ids.push(item.id);
     show({ name, count: data.count, swarm: data.swarm });
+    if (!dropped && ids.length >= dropAfter) {
+      dropped = true;
+      show({ dropping: true });
+      socket.io.engine.close();  // a network drop: the manager reconnects by itself
+    }
     check();
   });
 }
