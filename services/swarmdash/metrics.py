@@ -55,6 +55,10 @@ FALLBACK_POLLS = Counter(f"{NS}_fallback_polls_total",
                          registry=REGISTRY)
 SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
                     registry=REGISTRY)
+DEFAULT_SUBSCRIPTIONS = Counter(
+    f"{NS}_default_subscriptions_total",
+    "Clients that sent no subscribe in time and got DEFAULT_SUBSCRIPTION, by outcome "
+    "(ok or a subscribe error code)", ["outcome"], registry=REGISTRY)
 CONNECTS_REFUSED = Counter(f"{NS}_connects_refused_total",
                            "Connects refused by this node, by reason (node_full, too_many_pending)",
                            ["reason"], registry=REGISTRY)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import codec, metrics
@@ -66,6 +66,8 @@ class Relay:
         self._flights_lock = threading.Lock()
         self._running = False
         self._woken = False
+        #: Called with every event read, after its rooms (see legacy.py); under the lock.
+        self.listeners: list[Callable[[Event], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -135,6 +137,11 @@ class Relay:
                             self._emit(room, emission, now)
                 except Exception:  # one bad event or room must not stall the others
                     log.exception("relay: room %s failed on event %s", name, event.get("id"))
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("relay: a listener failed on event %s", event.get("id"))
         metrics.RELAY_LAG.set(max(0.0, now - self.position[0] / 1000))
 
     def _candidates(self, swarm: str) -> list[str]:
@@ -317,6 +324,29 @@ class Relay:
                 return []
             self._leave(sid, room)
             return [room.name]
+
+    def release(self, sid: str, identities: Iterable[tuple[str, str | None]]) -> str | None:
+        """End these subscriptions of ``sid`` with nothing of theirs left undelivered.
+
+        Their rooms first flush what they hold (a window closes early for their other
+        members too), so the client has everything up to one stream position; the
+        returned cursor of that position lets a new subscription of the same client go on
+        without a hole or a duplicate.  None when the relay has read nothing yet.
+        """
+        with self._lock:
+            if self.position is None:
+                return None
+            head, now = self.position, self.clock()
+            held = self.clients.get(sid, {})
+            for identity in identities:
+                room = held.pop(identity, None)
+                if room is None:
+                    continue
+                for channel in sorted(room.sub.channels):
+                    if room.position(channel, head) < head:
+                        self._emit(room, room.flush(channel, head, now), now)
+                self._leave(sid, room)
+            return Cursor.at(head).encode()
 
     def disconnect(self, sid: str) -> None:
         with self._lock:

@@ -213,6 +213,17 @@ class Settings:
         "Most stream entries one resume reads, matching its filter or not; beyond it the "
         "client gets a snapshot (gap). At least REPLAY_LIMIT.", min=1, max=10_000_000)
 
+    # --- clients that never subscribe (the original SwarmBot dashboard) ----------------
+    default_subscription: str = _env(
+        "DEFAULT_SUBSCRIPTION", "all",
+        "What a client that sends no subscribe within DEFAULT_SUBSCRIPTION_AFTER_MS gets: "
+        "all (every swarm its token allows, every channel, as the original dashboard "
+        "expects) or none.", choices=("all", "none"))
+    default_subscription_after_ms: int = _env(
+        "DEFAULT_SUBSCRIPTION_AFTER_MS", 2000,
+        "How long a new client has to send its own subscribe before it gets "
+        "DEFAULT_SUBSCRIPTION, ms.", min=10, max=600_000)
+
     # --- limits ----------------------------------------------------------------------
     max_queue_size: int = _env(
         "MAX_QUEUE_SIZE", 1000, "Writes waiting for one client before it is dropped.",

@@ -1,5 +1,7 @@
 """Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, refresh_token,
-disconnect."""
+disconnect.
+
+The original dashboard's events (ping, join_room, leave_room) are in legacy.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
-from . import metrics
+from . import legacy, metrics
 from .auth.config import AuthConfig
 from .auth.socket import SocketGate
 from .batching import Subscription
@@ -115,6 +117,7 @@ def register(socketio: SocketIO, node: Node) -> None:
                           timeout=s.handshake_timeout, sleep=socketio.sleep)
     deadlines.install()
     socketio.start_background_task(deadlines.run)
+    compat = legacy.register(socketio, node, gate)  # the original dashboard's client
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -127,6 +130,7 @@ def register(socketio: SocketIO, node: Node) -> None:
         viewer = gate.admit(request.sid, auth, request.environ)  # type: ignore[attr-defined]
         deadlines.watch(request.sid)  # type: ignore[attr-defined]
         node.clients.add(request.sid)  # type: ignore[attr-defined]
+        compat.connected(request.sid)  # type: ignore[attr-defined]
         metrics.CLIENTS.set(len(node.clients))
         emit("connection_established", {"sid": request.sid,  # type: ignore[attr-defined]
                                         "node": node.settings.node_name,
@@ -141,11 +145,13 @@ def register(socketio: SocketIO, node: Node) -> None:
         node.clients.discard(sid)
         gate.forget(sid)
         subscribes.forget(sid)
+        compat.disconnected(sid)
         metrics.CLIENTS.set(len(node.clients))
         relay.disconnect(sid)
 
     @socketio.on("subscribe")
     def on_subscribe(data: Any = None, *extra: Any) -> dict[str, Any]:
+        compat.subscribing(request.sid)  # type: ignore[attr-defined]
         try:
             _one_payload(extra)
             sub, since = parse_subscription(data)
