@@ -350,6 +350,14 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+def check_url(flag: str, raw: str) -> str:
+    """``raw`` checked as ``MESSAGE_QUEUE_URL`` would be; :class:`SettingsError` names ``flag``."""
+    try:
+        return _CONVERTERS["MESSAGE_QUEUE_URL"](raw)
+    except ValueError as exc:
+        raise SettingsError(f"{flag}={raw!r}: {exc}") from None
+
+
 def _convert(f: Any, raw: str) -> Any:
     name = f.metadata["env"]
     if name in _CONVERTERS:

@@ -43,7 +43,9 @@ class Watcher:
         self.count = count
         self.cursor: str | None = None
         self.seen = 0
+        self.refused: str | None = None  # why the node refused the subscription
         self.done = threading.Event()
+        self.stopping = False
         self.sio = socketio.Client(reconnection=True, reconnection_delay_max=5)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
@@ -62,7 +64,9 @@ class Watcher:
     def _subscribe(self, request: dict[str, Any]) -> None:
         ack = self.sio.call("subscribe", request, timeout=15)
         if not ack.get("ok"):
-            self._print(f"# subscribe refused: {ack.get('error')}: {ack.get('detail')}")
+            self.refused = f"{ack.get('error')}: {ack.get('detail')}"
+            self._print(f"# subscribe refused: {self.refused}")
+            self.done.set()  # nothing will arrive: stop rather than wait forever
             return
         snapshot = ack.get("snapshot")
         extra = f", snapshot of {len(snapshot['agents'])} agents" if snapshot else ""
@@ -72,7 +76,8 @@ class Watcher:
             self.cursor = ack["cursor"]
 
     def _on_disconnect(self, reason: Any = None) -> None:
-        self._print(f"# disconnected ({reason}); reconnecting from {self.cursor}")
+        if not self.stopping:  # our own disconnect at the end is no news
+            self._print(f"# disconnected ({reason}); reconnecting from {self.cursor}")
 
     def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
         def handle(message: dict[str, Any]) -> None:
@@ -87,10 +92,15 @@ class Watcher:
         return handle
 
     def run(self, duration: float | None = None) -> int:
+        """Print events until ``count``, ``duration`` or a refused subscribe; the number seen.
+
+        Raises :class:`socketio.exceptions.ConnectionError` when the first connect fails.
+        """
         self.sio.connect(self.url, transports=self.transports, wait_timeout=15,
                          auth={"token": self.token} if self.token else None)
         try:
             self.done.wait(duration)
         finally:
+            self.stopping = True
             self.sio.disconnect()
         return self.seen
