@@ -48,7 +48,7 @@ def duration(seconds: float | None) -> str:
 def format_status(status: dict[str, Any]) -> str:
     entry = status["entrypoint"]
     out = [f"entrypoint  {entry['http']}  {entry['https']}  stats {entry['stats']}",
-           "services    " + "  ".join(f"{k} {v}" for k, v in status["services"].items()), ""]
+           "services    " + "  ".join(f"{k}={v}" for k, v in status["services"].items()), ""]
     cols = ("node", "address", "pid", "process", "haproxy", "registry", "viewers", "uptime")
     rows = [[n["node"], n["address"], str(n.get("pid") or "-"), n["process"], n["haproxy"],
              n["registry"], str(n.get("clients", 0)), duration(n.get("uptime"))]
