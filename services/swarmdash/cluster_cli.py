@@ -49,9 +49,9 @@ def format_status(status: dict[str, Any]) -> str:
     entry = status["entrypoint"]
     out = [f"entrypoint  {entry['http']}  {entry['https']}  stats {entry['stats']}",
            "services    " + "  ".join(f"{k}={v}" for k, v in status["services"].items()), ""]
-    cols = ("node", "address", "pid", "process", "haproxy", "registry", "viewers", "uptime")
-    rows = [[n["node"], n["address"], str(n.get("pid") or "-"), n["process"], n["haproxy"],
-             n["registry"], str(n.get("clients", 0)), duration(n.get("uptime"))]
+    cols = ("node", "address", "process", "haproxy", "registry", "viewers", "uptime", "pid")
+    rows = [[n["node"], n["address"], n["process"], n["haproxy"], n["registry"],
+             str(n.get("clients", 0)), duration(n.get("uptime")), str(n.get("pid") or "-")]
             for n in status["nodes"]]
     out.append(_table(cols, rows) if rows else "no nodes")
     totals = status.get("totals") or {}

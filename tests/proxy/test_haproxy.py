@@ -258,7 +258,7 @@ def test_cluster_command_up_status_down(tmp_path: Path) -> None:
                 if line.startswith("node") and line[4].isdigit()]
         assert len(rows) == 2 and all("running" in r and "UP" in r and "live" in r
                                       for r in rows), status.stdout
-        assert re.search(r"\b\d+(s|m \d\ds)$", rows[0]), status.stdout  # uptime, readable
+        assert re.search(r"\s\d+(s|m \d\ds)\s+\d+$", rows[0]), status.stdout  # uptime, pid
         assert requests.get(f"http://127.0.0.1:{p.plain}/health", timeout=5).ok
         again = subprocess.run([*base, "up"], capture_output=True, text=True, timeout=30)
         assert again.returncode == 1 and "already" in again.stderr
