@@ -9,7 +9,7 @@
     swarmdash cluster restart-haproxy | restart-redis
     swarmdash cluster down                          stop everything it started
 
-``--dir DIR`` (default .swarmdash-cluster) goes before or after the action.
+--dir DIR (default .swarmdash-cluster) goes before or after the action.
 """
 
 from __future__ import annotations
