@@ -304,12 +304,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         watcher.run(args.duration)
     except socketio.exceptions.ConnectionError as exc:
-        print(f"watch: cannot connect to {args.url}: {_reason(exc)}", file=sys.stderr)
+        reason = watcher.refused or _reason(exc)
+        print(f"watch: cannot connect to {args.url}: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     if watcher.refused:
-        print(f"watch: subscribe refused: {watcher.refused}", file=sys.stderr)
+        print(f"watch: refused: {watcher.refused}", file=sys.stderr)
         return 1
     return 0
 

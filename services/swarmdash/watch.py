@@ -15,6 +15,9 @@ import socketio
 
 from .events import AGENT_CRITICAL, BATCH_EVENTS, SYSTEM_ALERT, Event
 
+#: Connect refusals that a retry with the same token cannot overcome.
+FINAL_REFUSALS = ("unauthorized", "forbidden")
+
 
 def describe(event: Event) -> str:
     """One line for a terminal: when, id, type, swarm/agent and the gist of ``data``."""
@@ -49,6 +52,7 @@ class Watcher:
         self.sio = socketio.Client(reconnection=True, reconnection_delay_max=5)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("connect_error", self._on_connect_error)
         for name in (*BATCH_EVENTS.values(), SYSTEM_ALERT, AGENT_CRITICAL):
             self.sio.on(name, self._handler(name))
 
@@ -74,6 +78,14 @@ class Watcher:
                     f"{', gap' if ack['gap'] else ''}{extra}")
         if not self.cursor:
             self.cursor = ack["cursor"]
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        """A refused token ends the watch (retrying cannot help); a full node is retried."""
+        # the node's refusal {"error", "detail"} arrives as the "data" of the error packet
+        refusal = data.get("data", data) if isinstance(data, dict) else None
+        if isinstance(refusal, dict) and refusal.get("error") in FINAL_REFUSALS:
+            self.refused = f"{refusal['error']}: {refusal.get('detail')}"
+            self.done.set()
 
     def _on_disconnect(self, reason: Any = None) -> None:
         if not self.stopping:  # our own disconnect at the end is no news

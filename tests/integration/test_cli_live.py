@@ -92,4 +92,15 @@ def test_watch_exits_non_zero_when_the_subscribe_is_refused(node: Node) -> None:
     assert proc.returncode == 1
     assert "# subscribe refused: forbidden" in out
     assert err.strip().splitlines() == [err.strip()] and err.startswith(
-        "watch: subscribe refused: forbidden"), err
+        "watch: refused: forbidden"), err
+
+
+def test_watch_without_a_token_says_why_in_one_line(node: Node) -> None:
+    proc = watch(node, "--swarm", "alpha", token="")
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == [err.strip()], err
+    assert err.startswith(f"watch: cannot connect to {node.url}: unauthorized: "), err
