@@ -296,7 +296,8 @@ def plots(meta: dict[str, Any], results: dict[str, Result], out: Path) -> list[P
                  "markersize": 7 if len(steps) > 1 else 9, "linewidth": 1.5,
                  "markerfacecolor": "none" if len(steps) == 1 else f"C{i % 10}"}
         ax1.plot(xs, [s["batched_incl"]["p99"] or float("nan") for s in steps], **style)
-        ax2.plot(xs, [s["delivered_per_s"] / 1000 for s in steps], **style)
+        ax2.plot(xs, [float("nan") if s["delivered_per_s"] is None else s["delivered_per_s"] / 1000
+                      for s in steps], **style)
     for ax in (ax1, ax2):
         ax.set_xticks(range(len(steps_all)), [f"{n:,}" for n in steps_all])
         ax.set_xlim(-0.5, len(steps_all) - 0.5)
