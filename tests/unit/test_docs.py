@@ -7,7 +7,9 @@ Every Markdown file of the repository (README, docs/, runbooks, haproxy/, infra/
 - every setting a doc names (an upper-case ``NAME`` in code) is a setting of settings.py,
   a docker-compose variable, or one of the few other variables listed below;
 - every ``swarmdash_*`` metric a doc, an alert or the Grafana dashboard names is exported
-  by metrics.py, and the metric list of protocol.md is the registry's.
+  by metrics.py, and the metric list of protocol.md is the registry's;
+- README's command table has every command, action and flag (and all of a flag's choices
+  when it lists some).
 """
 
 from __future__ import annotations
@@ -308,3 +310,62 @@ def test_the_metric_list_of_protocol_md_is_the_registry() -> None:
                if not {n, f"swarmdash_{n}"} & set(exported())
                and f"swarmdash_{n}" not in {f.name for f in REGISTRY.collect()}}
     assert not unknown, f"docs/protocol.md lists metrics metrics.py does not export: {unknown}"
+
+
+# --- README's command table ---------------------------------------------------------------
+
+def command_table() -> dict[str, str]:
+    """README's "Command line" table: command -> the first cell of its row."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Command line"):]
+    section = section[:section.index("\n## ", 1)]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        cell = line.split(" | ")[0].removeprefix("| ")
+        found = re.match(r"`swarmdash (\w[\w-]*)", cell)
+        if found:
+            rows[found.group(1)] = cell.replace("\\|", "|")
+    return rows
+
+
+def table_gaps(parser: argparse.ArgumentParser, rows: dict[str, str]) -> list[str]:
+    """What a command table leaves out: a command, a flag, an action, or some of a flag's
+    choices when it lists others."""
+    gaps = []
+    for name, command in _choices(parser).items():
+        row = rows.get(name)
+        if row is None:
+            gaps.append(f"no row for `swarmdash {name}`")
+            continue
+        parsers = [command, *_choices(command).values()]
+        gaps += [f"{name}: no {action}" for action in _choices(command) if action not in row]
+        for sub in parsers:
+            for action in sub._actions:
+                flags = [f for f in action.option_strings if f.startswith("--")]
+                if not flags or flags[0] == "--help" or (sub is not command and (
+                        flags[0].endswith("-port") or flags[0] in ("--net", "--env", "--json"))):
+                    continue  # every command has --help; up's ports are in its --help
+                if not any(f in row for f in flags):
+                    gaps.append(f"{name}: no {flags[0]}")
+                listed = [c for c in action.choices or () if re.search(
+                    rf"(?<![\w-]){re.escape(str(c))}(?![\w-])", row)]
+                if listed and len(listed) < len(action.choices or ()):
+                    gaps.append(f"{name}: {flags[0]} lists {listed}, not all of "
+                                f"{list(action.choices or ())}")
+    return list(dict.fromkeys(gaps))  # --dir of every cluster action: said once
+
+
+def test_readme_command_table_has_every_command_and_flag() -> None:
+    assert not table_gaps(build_parser(), command_table())
+
+
+def test_the_table_check_catches_what_was_missing() -> None:
+    rows = command_table()
+    rows["cluster"] = rows["cluster"].replace("`kill-node NAME`, ", "").replace("\\|none", "")
+    rows["cluster"] = rows["cluster"].replace("|none", "")
+    rows["watch"] = rows["watch"].replace(" [--token T]", "")
+    del rows["token"]
+    assert table_gaps(build_parser(), rows) == [
+        "watch: no --token", "cluster: no kill-node",
+        "cluster: --stickiness lists ['source', 'cookie'], not all of "
+        "['source', 'cookie', 'none']", "no row for `swarmdash token`"]
