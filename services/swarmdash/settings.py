@@ -394,8 +394,16 @@ def _to_api_keys(raw: str) -> tuple[str, ...]:
 def _to_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         raw = raw.strip()
-        if raw and urlparse(raw).scheme not in schemes:
+        if not raw:
+            return raw
+        parts = urlparse(raw)
+        if parts.scheme not in schemes:
             raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL")
+        if parts.scheme == "unix" and not parts.path:
+            raise ValueError("names no socket path (unix:///run/redis.sock)")
+        if parts.scheme != "unix" and not parts.hostname:
+            # redis-py would quietly read it as localhost:6379
+            raise ValueError(f"names no host ({parts.scheme}://HOST:PORT)")
         return raw
     return convert
 
@@ -407,6 +415,14 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "API_KEYS": _to_api_keys,
     "SECRET_KEY_PREVIOUS": _to_list,
 }
+
+
+def check_url(flag: str, raw: str) -> str:
+    """``raw`` checked as ``MESSAGE_QUEUE_URL`` would be; :class:`SettingsError` names ``flag``."""
+    try:
+        return _CONVERTERS["MESSAGE_QUEUE_URL"](raw)
+    except ValueError as exc:
+        raise SettingsError(f"{flag}={raw!r}: {exc}") from None
 
 
 def _convert(f: Any, raw: str) -> Any:
@@ -427,11 +443,14 @@ def _convert(f: Any, raw: str) -> Any:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env",
+    overrides: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build and validate settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
-    Real environment variables win over the file, as with docker-compose and systemd.
+    Real environment variables win over the file, as with docker-compose and systemd;
+    ``overrides`` (variable -> text, e.g. from command-line flags) win over both and are
+    checked the same way.
     """
     env = os.environ if environ is None else environ
     source: dict[str, str] = {}
@@ -439,6 +458,7 @@ def load_settings(
     if env_path and env_path.is_file():
         source.update(read_env_file(env_path))
     source.update(env)
+    source.update(overrides or {})
 
     values: dict[str, Any] = {}
     for f in fields(Settings):
