@@ -274,14 +274,15 @@ class Settings:
         "Keep it below WORKER_CONNECTIONS so HTTP requests still get through.", min=1,
         max=1_000_000)
     max_pending_connections: int = _env(
-        "MAX_PENDING_CONNECTIONS", 200,
-        "Connections one node holds that have not completed the Socket.IO connect yet; "
-        "beyond it a new one is refused (401). MAX_CLIENTS_PER_NODE plus this stays below "
-        "WORKER_CONNECTIONS.", min=1, max=1_000_000)
+        "MAX_PENDING_CONNECTIONS", 4000,
+        "Connections one node holds that have not completed the Socket.IO connect yet "
+        "(room for a burst of reconnects); beyond it a new one is refused (401). "
+        "MAX_CLIENTS_PER_NODE plus this stays below WORKER_CONNECTIONS.", min=1, max=1_000_000)
     handshake_timeout: float = _env(
-        "HANDSHAKE_TIMEOUT", 5.0,
+        "HANDSHAKE_TIMEOUT", 20.0,
         "Seconds a connection may stay open without completing the Socket.IO connect (with "
-        "a valid viewer token); then the node closes it.", min=0.5, max=300)
+        "a valid viewer token); then the node closes it. A busy node may take seconds to "
+        "answer a burst of connects.", min=0.5, max=300)
     max_agents_per_swarm: int = _env(
         "MAX_AGENTS_PER_SWARM", 1000,
         "Agents the state of one swarm holds; a batch that would add one more is refused "
