@@ -345,24 +345,12 @@ class LeanWebSocketWSGI:
         self.lean = LeanServer(environ, self.server.start_background_task,
                                self.server.max_http_buffer_size)
         self.lean.own_greenlet = own
-        self.ws = self.lean
-        ret = self.app(self)
+        ret = self.app(self)  # LeanSocket._websocket_handler
         if self.lean.mode == "gunicorn":
             raise StopIteration()
         if self.lean.mode == "werkzeug":
             raise ConnectionError()
         return ret
-
-    # Engine.IO's stock handler (used if a connection is not upgraded through LeanSocket)
-    def close(self) -> None:
-        if self.lean.connected:
-            self.lean.close()
-
-    def send(self, message: str | bytes) -> None:
-        self.lean.outbox.write(self.lean.outbox.frame(message))
-
-    def wait(self) -> Any:
-        return self.lean.receive()
 
 
 class Pinger:
