@@ -66,9 +66,12 @@ def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str
         worker = next(p for p in procstat.tree([master]) if p != master)
         raw = workdir / "pyspy.txt"
         lg.reset()
-        subprocess.run(["py-spy", "record", "-p", str(worker), "-d", str(seconds), "-r",
-                        str(RATE_HZ), "--format", "raw", "-o", str(raw), "--nonblocking"],
-                       check=True, capture_output=True)
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        spy = subprocess.run([py_spy, "record", "-p", str(worker), "-d", str(int(seconds)), "-r",
+                              str(RATE_HZ), "--format", "raw", "-o", str(raw), "--nonblocking"],
+                             capture_output=True, text=True)
+        if spy.returncode != 0:
+            raise RuntimeError(f"py-spy failed: {spy.stderr.strip()[-400:]}")
         delivered = lg.report().counters.get("events", 0)
     finally:
         if publisher is not None:
