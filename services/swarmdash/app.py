@@ -17,6 +17,7 @@ from .auth.origins import OriginPolicy
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
 from .ratelimit import open_rate_limiter
+from .redisconn import manager_options
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
@@ -35,17 +36,17 @@ def client_manager(url: str, channel: str, *, timeout: float = 2.0,
         return None
     if url.startswith(("amqp://", "amqps://")):
         return socketio_lib.KombuManager(url, channel=channel, write_only=write_only)
-    return socketio_lib.RedisManager(
-        url, channel=channel, write_only=write_only,
-        redis_options={"socket_connect_timeout": timeout, "health_check_interval": 10})
+    url, options = manager_options(url, timeout)  # redis+sentinel:// follows the primary
+    return socketio_lib.RedisManager(url, channel=channel, write_only=write_only,
+                                     redis_options=options)
 
 
 def open_registry(settings: Settings) -> Registry:
     """The cluster registry: in Redis when the node shares one, else this node alone."""
     if settings.embedded:
         return MemoryRegistry()
-    from .eventlog.redis import connect
     from .keys import Keys
+    from .redisconn import connect
 
     return RedisRegistry(connect(settings.redis_url, settings.redis_timeout, max_connections=2),
                          Keys(settings.redis_key_prefix))

@@ -199,8 +199,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     url = args.queue_url or s.queue_url
     if not url:
         raise SystemExit("notify: set MESSAGE_QUEUE_URL or REDIS_URL (or --queue-url)")
-    if url.split("://")[0] not in ("redis", "rediss", "unix", "amqp", "amqps"):
-        raise SystemExit(f"notify: {url!r} is not a redis:// or amqp:// URL")
+    if url.split("://")[0] not in ("redis", "rediss", "unix", "redis+sentinel", "amqp", "amqps"):
+        raise SystemExit(f"notify: {url!r} is not a redis://, redis+sentinel:// or amqp:// URL")
     manager = client_manager(url, s.message_queue_channel, timeout=s.redis_timeout,
                              write_only=True)
     payload = {"type": "alert", "swarm": "*", "agent_id": "swarmdash-notify",

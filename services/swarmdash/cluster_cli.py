@@ -7,6 +7,10 @@
     swarmdash cluster restart-node NAME             stop and start one node
     swarmdash cluster rolling-restart               every node, one at a time
     swarmdash cluster restart-haproxy | restart-redis
+    swarmdash cluster up --redis sentinel           a Redis primary, two replicas, three sentinels
+    swarmdash cluster redis-failover                SENTINEL FAILOVER: move the primary
+    swarmdash cluster kill-redis-server NAME        SIGKILL redis1, redis2 or redis3
+    swarmdash cluster restart-redis-server NAME     start it again (it rejoins as a replica)
     swarmdash cluster down                          stop everything it started
 """
 
@@ -18,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .localcluster import MAX_NODES, ClusterError, LocalCluster, Ports
+from .localcluster import MAX_NODES, REDIS_MODES, ClusterError, LocalCluster, Ports
 from .processes import Timeout
 
 DEFAULT_DIR = ".swarmdash-cluster"
@@ -46,11 +50,12 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if args.action == "up":
             ports = Ports(plain=args.port, https=args.https_port, http=args.http_port,
                           stats=args.stats_port, dns=args.dns_port, redis=args.redis_port,
-                          node=args.node_port, prometheus=args.prometheus_port)
+                          node=args.node_port, prometheus=args.prometheus_port,
+                          sentinel=args.sentinel_port)
             env = dict(kv.split("=", 1) for kv in args.env)
             cluster = LocalCluster(workdir, args.nodes, ports=ports, net=args.net,
                                    stickiness=args.stickiness, node_env=env,
-                                   prometheus=args.prometheus)
+                                   prometheus=args.prometheus, redis=args.redis)
             print(f"starting {args.nodes} nodes in {cluster.dir} …", file=sys.stderr)
             cluster.up()
             _print_status(cluster.status())
@@ -88,6 +93,15 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         elif args.action == "restart-redis":
             cluster.restart_redis()
             print("redis-server restarted")
+        elif args.action == "redis-failover":
+            port = cluster.redis_failover()
+            print(f"primary moved: redis on 127.0.0.1:{port} is the primary now")
+        elif args.action == "kill-redis-server":
+            cluster.kill_redis_server(args.name)
+            print(f"{args.name} killed (SIGKILL)")
+        elif args.action == "restart-redis-server":
+            cluster.restart_redis_server(args.name)
+            print(f"{args.name} started; Sentinel makes it a replica of the primary")
         elif args.action == "kill-node":
             cluster.kill_node(args.name)
             print(f"{args.name} killed (SIGKILL)")
@@ -105,6 +119,9 @@ def add_parser(sub: Any) -> None:
     up = actions.add_parser("up", help="start redis-server, the nodes and HAProxy")
     up.add_argument("--nodes", type=int, default=3, help=f"1 to {MAX_NODES} (default 3)")
     up.add_argument("--prometheus", action="store_true", help="also run Prometheus")
+    up.add_argument("--redis", choices=REDIS_MODES, default="single",
+                    help="one redis-server, or a primary, two replicas and three sentinels "
+                         "(default %(default)s)")
     up.add_argument("--stickiness", choices=("source", "cookie", "none"), default="source",
                     help="how HAProxy keeps a Socket.IO session on its node")
     up.add_argument("--net", default="127.0.1", help="nodes bind NET.1, NET.2, …")
@@ -115,8 +132,10 @@ def add_parser(sub: Any) -> None:
                         ("http-port", "HAProxy HTTP, redirected to HTTPS"),
                         ("stats-port", "HAProxy stats and metrics"),
                         ("dns-port", "the node-name DNS responder (UDP)"),
-                        ("redis-port", "redis-server"), ("node-port", "every node"),
-                        ("prometheus-port", "Prometheus")):
+                        ("redis-port", "redis-server (the first of three with --redis "
+                                       "sentinel)"),
+                        ("node-port", "every node"), ("prometheus-port", "Prometheus"),
+                        ("sentinel-port", "the first of three sentinels (--redis sentinel)")):
         attr = "plain" if name == "port" else name.removesuffix("-port")
         up.add_argument(f"--{name}", type=int, default=getattr(defaults, attr),
                         help=f"{help_} (default %(default)s)")
@@ -126,10 +145,15 @@ def add_parser(sub: Any) -> None:
     actions.add_parser("add-node", help="scale out by one node")
     for action, help_ in (("remove-node", "drain a node, then stop it"),
                           ("restart-node", "restart one node"),
-                          ("kill-node", "SIGKILL one node (a crash)")):
+                          ("kill-node", "SIGKILL one node (a crash)"),
+                          ("kill-redis-server", "SIGKILL one Redis server (--redis sentinel)"),
+                          ("restart-redis-server",
+                           "start one Redis server again (--redis sentinel)")):
         a = actions.add_parser(action, help=help_)
         a.add_argument("name")
     actions.add_parser("rolling-restart", help="restart every node, one at a time")
     actions.add_parser("restart-haproxy", help="stop and start HAProxy")
     actions.add_parser("restart-redis", help="stop and start redis-server (AOF keeps the data)")
+    actions.add_parser("redis-failover",
+                       help="SENTINEL FAILOVER: promote a replica (--redis sentinel)")
     p.set_defaults(func=cmd_cluster)
