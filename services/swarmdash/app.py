@@ -20,6 +20,7 @@ from .ratelimit import open_rate_limiter
 from .redisconn import manager_options
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
+from .replication import ReplicationMonitor
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
 from .watchdog import SlowConsumerWatchdog
 
@@ -86,7 +87,9 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
     node = Node(settings, event_log, socketio, relay, registry=open_registry(settings),
-                rate_limiter=open_rate_limiter(settings, event_log))
+                rate_limiter=open_rate_limiter(settings, event_log),
+                replication=None if settings.embedded else
+                ReplicationMonitor(settings.redis_url, settings.redis_timeout))
     app.extensions["swarmdash"] = node
     app.register_blueprint(api)
     cors.install(app, OriginPolicy(settings.cors_allowed_origins))

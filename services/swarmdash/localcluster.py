@@ -368,13 +368,9 @@ class LocalCluster:
         wait_until(answers, 15, name)
 
     def redis_failover(self) -> int:
-        """SENTINEL FAILOVER (a switchover); returns the new primary's port once settled."""
-        topology = self.topology
-        old = topology.primary_port()
-        topology.failover()
-        return int(wait_until(
-            lambda: (p := topology.primary_port()) != old and topology.settled(p) and p,
-            30, "Sentinel to promote a replica"))
+        """A switchover: the primary's writes paused, SENTINEL FAILOVER, the old primary
+        unpaused once it is a replica; returns the new primary's port."""
+        return self.topology.switchover(wait_until)
 
     def _dns_answers(self) -> bool:
         query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"

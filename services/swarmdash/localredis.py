@@ -21,6 +21,8 @@ from .settings import SENTINEL_SCHEME, SentinelUrl
 
 #: The Sentinel service name of the local cluster and of docker-compose's profile.
 SERVICE = "swarmdash"
+#: How long a switchover pauses the old primary's writes at most (until it is demoted).
+SWITCHOVER_PAUSE_MS = 30000
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,34 @@ class Topology:
             return str(r.info("replication").get("role")) == "master"
 
     def failover(self) -> None:
-        """``SENTINEL FAILOVER``: a switchover to a replica, the primary demoted."""
+        """``SENTINEL FAILOVER``: Sentinel promotes a replica at once, without stopping the
+        primary first (see :meth:`switchover` for the safe way)."""
         with self._sentinel(self.sentinel_ports[0]) as s:
             s.execute_command("SENTINEL", "FAILOVER", SERVICE)
+
+    def role(self, port: int) -> str:
+        with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as r:
+            return str(r.info("replication").get("role"))
+
+    def switchover(self, wait: Callable[[Callable[[], object], float, str], object]) -> int:
+        """Move the primary without losing an accepted write; returns the new primary's port.
+
+        ``SENTINEL FAILOVER`` alone leaves the old primary writable (and its other replicas
+        acknowledging) until Sentinel demotes it, seconds later: whatever it accepts then is
+        dropped. So its writes are paused first (``CLIENT PAUSE WRITE``: clients wait, then
+        time out and retry), the replicas are then level with it, and it is unpaused once it
+        is a replica of the new primary.
+        """
+        old = self.primary_port()
+        with redis.Redis(port=old, socket_timeout=1) as r:
+            r.execute_command("CLIENT", "PAUSE", SWITCHOVER_PAUSE_MS, "WRITE")
+        try:
+            self.failover()
+            new = int(str(wait(lambda: (p := self.primary_port()) != old and self.settled(p)
+                               and p, 30, "Sentinel to promote a replica")))
+            wait(lambda: self.role(old) == "slave", SWITCHOVER_PAUSE_MS / 1000,
+                 "the old primary to become a replica")
+        finally:
+            with redis.Redis(port=old, socket_timeout=1) as r:
+                r.execute_command("CLIENT", "UNPAUSE")
+        return new

@@ -15,6 +15,7 @@ from .eventlog import EventLog
 from .ratelimit import MemoryRateLimiter, RateLimiter
 from .registry import MemoryRegistry, Record, Registry
 from .relay import Relay
+from .replication import ReplicationMonitor
 from .settings import Settings
 
 VERSION = "0.1.0"
@@ -31,6 +32,7 @@ class Node:
     clients: set[str] = field(default_factory=set)
     registry: Registry = field(default_factory=MemoryRegistry)
     rate_limiter: RateLimiter = field(default_factory=lambda: MemoryRateLimiter(0, 1))
+    replication: ReplicationMonitor | None = None  # Redis replication and Sentinel metrics
     stopping: bool = False
 
     @property
@@ -85,6 +87,8 @@ class Node:
     def heartbeat_loop(self) -> None:
         while not self.stopping:
             self.beat()
+            if self.replication is not None:
+                self.replication.poll()
             self.socketio.sleep(self.settings.heartbeat_interval)
 
     def leave(self) -> None:
