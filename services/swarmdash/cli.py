@@ -200,7 +200,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if not url:
         raise SystemExit("notify: set MESSAGE_QUEUE_URL or REDIS_URL (or --queue-url)")
     if url.split("://")[0] not in ("redis", "rediss", "unix", "redis+sentinel", "amqp", "amqps"):
-        raise SystemExit(f"notify: {url!r} is not a redis://, redis+sentinel:// or amqp:// URL")
+        raise SystemExit(f"notify: {url!r} is not a redis:// or amqp:// URL (rediss://, "
+                         "unix://, redis+sentinel:// and amqps:// are fine too)")
     manager = client_manager(url, s.message_queue_channel, timeout=s.redis_timeout,
                              write_only=True)
     payload = {"type": "alert", "swarm": "*", "agent_id": "swarmdash-notify",
