@@ -9,8 +9,8 @@
     swarmdash cluster restart-haproxy | restart-redis
     swarmdash cluster up --redis sentinel           a Redis primary, two replicas, three sentinels
     swarmdash cluster redis-failover                SENTINEL FAILOVER: move the primary
-    swarmdash cluster kill-redis-server NAME        SIGKILL redis1, redis2 or redis3
-    swarmdash cluster restart-redis-server NAME     start it again (it rejoins as a replica)
+    swarmdash cluster kill-redis-server NAME        SIGKILL redis1..3 or sentinel1..3
+    swarmdash cluster restart-redis-server NAME     start it again (a server rejoins as a replica)
     swarmdash cluster down                          stop everything it started
 """
 
@@ -101,7 +101,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             print(f"{args.name} killed (SIGKILL)")
         elif args.action == "restart-redis-server":
             cluster.restart_redis_server(args.name)
-            print(f"{args.name} started; Sentinel makes it a replica of the primary")
+            print(f"{args.name} started" + ("" if args.name.startswith("sentinel") else
+                                            "; Sentinel makes it a replica of the primary"))
         elif args.action == "kill-node":
             cluster.kill_node(args.name)
             print(f"{args.name} killed (SIGKILL)")
@@ -146,9 +147,10 @@ def add_parser(sub: Any) -> None:
     for action, help_ in (("remove-node", "drain a node, then stop it"),
                           ("restart-node", "restart one node"),
                           ("kill-node", "SIGKILL one node (a crash)"),
-                          ("kill-redis-server", "SIGKILL one Redis server (--redis sentinel)"),
+                          ("kill-redis-server",
+                           "SIGKILL one Redis server or sentinel (--redis sentinel)"),
                           ("restart-redis-server",
-                           "start one Redis server again (--redis sentinel)")):
+                           "start one Redis server or sentinel again (--redis sentinel)")):
         a = actions.add_parser(action, help=help_)
         a.add_argument("name")
     actions.add_parser("rolling-restart", help="restart every node, one at a time")

@@ -340,27 +340,32 @@ class LocalCluster:
                 roles[name] = "primary" if port == primary else "replica"
         return roles
 
-    def _redis_server(self, name: str) -> int:
-        topology = self.topology
-        names = [topology.server_name(i) for i in range(len(topology.server_ports))]
-        if not self.sentinel or name not in names:
-            raise ClusterError(f"no Redis server {name!r}"
-                               + (f"; servers: {', '.join(names)}" if self.sentinel else
+    def _redis_argv(self, name: str) -> tuple[list[str], int]:
+        """(argv, port) of one Redis server (redis1..3) or sentinel (sentinel1..3)."""
+        t = self.topology
+        known = {t.server_name(i): (t.server_argv(i), port)
+                 for i, port in enumerate(t.server_ports)}
+        known |= {t.sentinel_name(i): (t.sentinel_argv(i), port)
+                  for i, port in enumerate(t.sentinel_ports)}
+        if not self.sentinel or name not in known:
+            raise ClusterError(f"no Redis process {name!r}"
+                               + (f"; processes: {', '.join(known)}" if self.sentinel else
                                   " (the cluster runs one redis-server: restart-redis)"))
-        return names.index(name)
+        return known[name]
 
     def kill_redis_server(self, name: str) -> None:
-        """SIGKILL one Redis server (a crash); Sentinel promotes a replica if it was primary."""
-        self._redis_server(name)
+        """SIGKILL one Redis server or sentinel (a crash); Sentinel promotes a replica if
+        the server was the primary."""
+        self._redis_argv(name)
         self.procs.kill(self.state.pids.get(name))
 
     def restart_redis_server(self, name: str) -> None:
-        """Start (or stop and start) one Redis server; it rejoins as Sentinel's replica."""
-        i = self._redis_server(name)
+        """Start (or stop and start) one Redis server or sentinel; a server rejoins as a
+        replica of the primary Sentinel names."""
+        argv, port = self._redis_argv(name)
         self.procs.stop(self.state.pids.get(name), 10)
-        self.state.pids[name] = self.procs.spawn(name, self.topology.server_argv(i))
+        self.state.pids[name] = self.procs.spawn(name, argv)
         self.save()
-        port = self.topology.server_ports[i]
 
         def answers() -> bool:
             with redis_lib.Redis(port=port, socket_timeout=1) as r:

@@ -78,6 +78,9 @@ REDIS_REPLICATION_LAG_BYTES = Gauge(
     f"{NS}_redis_replication_lag_bytes",
     "Bytes of the primary's replication stream the slowest online replica still lacks",
     registry=REGISTRY)
+SENTINELS_CONFIGURED = Gauge(
+    f"{NS}_redis_sentinels_configured", "Sentinels listed in REDIS_URL (0: no Sentinel)",
+    registry=REGISTRY)
 SENTINELS_REACHABLE = Gauge(
     f"{NS}_redis_sentinels_reachable", "Sentinels of REDIS_URL that answer this node",
     registry=REGISTRY)

@@ -42,6 +42,7 @@ class ReplicationMonitor:
             parsed = parse_sentinel_url(url)
             self.sentinel = sentinel_of(parsed, timeout)
             self.service = parsed.service
+            metrics.SENTINELS_CONFIGURED.set(len(parsed.sentinels))
         self.primary: tuple[str, int] | None = None
 
     def poll(self) -> None:
