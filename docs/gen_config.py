@@ -103,7 +103,7 @@ def allowed(name: str) -> str:
         number = "number" if kind is float else "integer"
         return f"{number}, {meta.get('min', '')} to {meta.get('max', '')}"
     if name in ("REDIS_URL", "MESSAGE_QUEUE_URL"):
-        schemes = ["redis", "rediss", "unix"]
+        schemes = list(settings_module.REDIS_SCHEMES)
         if name == "MESSAGE_QUEUE_URL":
             schemes += ["amqp", "amqps"]
         return "URL: " + ", ".join(f"`{s}://`" for s in schemes)
