@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     metrics.CONNECTION_LIMIT.set(settings.worker_connections)
     metrics.CLIENT_LIMIT.set(settings.max_clients_per_node)
     socketio.start_background_task(node.heartbeat_loop)
+    socketio.start_background_task(node.replication_loop)
     watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep)
     socketio.start_background_task(watchdog.run)
     return app

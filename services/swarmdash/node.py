@@ -87,8 +87,16 @@ class Node:
     def heartbeat_loop(self) -> None:
         while not self.stopping:
             self.beat()
-            if self.replication is not None:
+            self.socketio.sleep(self.settings.heartbeat_interval)
+
+    def replication_loop(self) -> None:
+        """Refresh the replication and Sentinel metrics, apart from the heartbeat: a sentinel
+        that does not answer must not delay the node's heartbeats."""
+        while not self.stopping and self.replication is not None:
+            try:
                 self.replication.poll()
+            except Exception:  # the metrics must not end the loop of a live node
+                log.exception("replication metrics failed")
             self.socketio.sleep(self.settings.heartbeat_interval)
 
     def leave(self) -> None:
