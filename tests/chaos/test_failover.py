@@ -67,8 +67,16 @@ def measure(run: Run, fault_at: float, recovery: Recovery) -> None:
              120, interval=0.05, message="ingest answering 202 again")
     recovery.ingest_back = time.time() - fault_at
     mark = run.publisher.accepted()
-    wait_for(lambda: all(c["max"] >= mark.get(c["swarm"], 0) for c in run.pool.report()),
-             120, interval=0.2, message="every client holding what was accepted")
+
+    def behind() -> list[dict[str, object]]:
+        return [{k: c[k] for k in ("id", "swarm", "max", "connected", "nodes")}
+                for c in run.pool.report() if c["max"] < mark.get(c["swarm"], 0)]
+
+    try:
+        wait_for(lambda: not behind(), 120, interval=0.2,
+                 message="every client holding what was accepted")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; accepted {mark}; behind: {behind()[:5]}") from None
     recovery.clients_current = time.time() - fault_at
 
 
