@@ -357,7 +357,8 @@ class LocalCluster:
         """SIGKILL one Redis server or sentinel (a crash); Sentinel promotes a replica if
         the server was the primary."""
         self._redis_argv(name)
-        self.procs.kill(self.state.pids.get(name))
+        self.procs.kill(self.state.pids.pop(name, None))
+        self.save()  # a dead pid is not kept: the system may give it to another process
 
     def restart_redis_server(self, name: str) -> None:
         """Start (or stop and start) one Redis server or sentinel; a server rejoins as a

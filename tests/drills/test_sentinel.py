@@ -76,6 +76,18 @@ class SentinelDrill(Drill):
     def server_of(self, port: int) -> str:
         return f"redis{port - self.ports.redis + 1}"
 
+    def ingest_back(self, seq: int, what: str, timeout: float = 30) -> None:
+        """Wait until ingest through HAProxy answers 202; on failure say what the nodes and
+        HAProxy were doing."""
+        try:
+            wait_for(lambda: self.post(seq) == 202, timeout, interval=0.2, message=what)
+        except AssertionError as exc:
+            cluster = self.cluster()
+            tails = "\n".join(f"--- {n}\n{cluster.tail(n, 15)}"
+                              for n in ("node1", "node2", "haproxy"))
+            raise AssertionError(f"{exc}; HAProxy UP: {cluster.up_hosts('nodes')}\n{tails}") \
+                from None
+
     def post(self, seq: int) -> int:
         event = {"type": "log", "swarm": "drill", "agent_id": "a1",
                  "data": {"level": "info", "message": f"event {seq}"}}
@@ -118,7 +130,7 @@ def test_primary_killed_failover_runbook(sdrill: SentinelDrill) -> None:
     sdrill.cli("kill-redis-server", name)
     wait_for(lambda: sdrill.primary_port() != old, 30, interval=0.2,
              message="Sentinel to promote a replica")
-    wait_for(lambda: sdrill.post(2) == 202, 30, interval=0.2, message="ingest back")
+    sdrill.ingest_back(2, "ingest back")
     roles = sdrill.sh(ROLES).stdout
     assert f"{name}.role=down" in roles and roles.count("role=primary") == 1
     wait_for(lambda: "swarmdash_redis_primary_changes_total 1.0" in sdrill.sh(
@@ -134,7 +146,7 @@ def test_primary_killed_failover_runbook(sdrill: SentinelDrill) -> None:
     current = sdrill.primary_port()
     sdrill.cli("redis-failover", timeout=90)
     assert sdrill.primary_port() != current
-    wait_for(lambda: sdrill.post(3) == 202, 30, interval=0.2, message="ingest after switch")
+    sdrill.ingest_back(3, "ingest after the switchover")
 
 
 def test_replica_lost_runbook(sdrill: SentinelDrill) -> None:
