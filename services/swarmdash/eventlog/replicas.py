@@ -49,9 +49,11 @@ class ReplicaWait:
             pipe.set(mark, "1")
         pipe.wait(self.count, self.timeout_ms)
         replies = pipe.execute()
+        reply = replies[0] if command is not None else None
         acked = int(replies[-1])
-        if acked < self.count:
+        # A read that found nothing has nothing to hold back.
+        if acked < self.count and (command is None or mark is None or reply):
             metrics.REPLICA_WAIT_SHORT.labels(op="write" if mark is None else "read").inc()
             raise ReplicasBehind(
                 f"{acked} of {self.count} replicas acknowledged within {self.timeout_ms} ms")
-        return replies[0] if command is not None else None
+        return reply
