@@ -33,6 +33,9 @@ COMPOSE_DOCS = {
     "SWARMDASH_PLAIN_HOST": "Host address of HAProxy's plain-HTTP port (local use).",
     "SWARMDASH_PLAIN_PORT": "Host port of HAProxy's plain HTTP (no redirect).",
     "SWARMDASH_VERSION": "Tag of the swarmdash image built from the Dockerfile.",
+    "SWARMDASH_REDIS_URL": "REDIS_URL of the nodes: the `redis` service, or with the profile "
+                           "sentinel redis+sentinel://sentinel-1:26379,sentinel-2:26379,"
+                           "sentinel-3:26379/0/swarmdash.",
     "GRAFANA_ADMIN_USER": "Grafana's admin user.",
     "GRAFANA_ADMIN_PASSWORD": "Grafana's admin password (required, no default).",
     "PROMETHEUS_RETENTION": "How long Prometheus keeps samples.",
@@ -100,7 +103,7 @@ def allowed(name: str) -> str:
         number = "number" if kind is float else "integer"
         return f"{number}, {meta.get('min', '')} to {meta.get('max', '')}"
     if name in ("REDIS_URL", "MESSAGE_QUEUE_URL"):
-        schemes = ["redis", "rediss", "unix"]
+        schemes = list(settings_module.REDIS_SCHEMES)
         if name == "MESSAGE_QUEUE_URL":
             schemes += ["amqp", "amqps"]
         return "URL: " + ", ".join(f"`{s}://`" for s in schemes)

@@ -17,8 +17,10 @@ from .auth.origins import OriginPolicy
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
 from .ratelimit import open_rate_limiter
+from .redisconn import manager_options
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
+from .replication import ReplicationMonitor
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
 from .storewatch import STORE_STATUS_EVENT
 from .watchdog import SlowConsumerWatchdog
@@ -37,17 +39,17 @@ def client_manager(url: str, channel: str, *, timeout: float = 2.0,
     if url.startswith(("amqp://", "amqps://")):
         return socketio_lib.KombuManager(url, channel=channel, write_only=write_only,
                                          logger=logger)
-    return socketio_lib.RedisManager(
-        url, channel=channel, write_only=write_only, logger=logger,
-        redis_options={"socket_connect_timeout": timeout, "health_check_interval": 10})
+    url, options = manager_options(url, timeout)  # redis+sentinel:// follows the primary
+    return socketio_lib.RedisManager(url, channel=channel, write_only=write_only,
+                                     logger=logger, redis_options=options)
 
 
 def open_registry(settings: Settings) -> Registry:
     """The cluster registry: in Redis when the node shares one, else this node alone."""
     if settings.embedded:
         return MemoryRegistry()
-    from .eventlog.redis import connect
     from .keys import Keys
+    from .redisconn import connect
 
     return RedisRegistry(connect(settings.redis_url, settings.redis_timeout, max_connections=2),
                          Keys(settings.redis_key_prefix))
@@ -88,7 +90,9 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
     node = Node(settings, event_log, socketio, relay, registry=open_registry(settings),
-                rate_limiter=open_rate_limiter(settings, event_log))
+                rate_limiter=open_rate_limiter(settings, event_log),
+                replication=None if settings.embedded else
+                ReplicationMonitor(settings.redis_url, settings.redis_timeout))
     app.extensions["swarmdash"] = node
     app.register_blueprint(api)
     cors.install(app, OriginPolicy(settings.cors_allowed_origins))
@@ -125,6 +129,7 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     metrics.CONNECTION_LIMIT.set(settings.worker_connections)
     metrics.CLIENT_LIMIT.set(settings.max_clients_per_node)
     socketio.start_background_task(node.heartbeat_loop)
+    socketio.start_background_task(node.replication_loop)
     watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep,
                                     settings.max_queue_bytes, settings.slow_consumer_grace_s)
     socketio.start_background_task(watchdog.run)

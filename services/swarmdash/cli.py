@@ -268,6 +268,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
     url = check_url("--queue-url", args.queue_url) if args.queue_url else s.queue_url
     if not url:
         raise SystemExit("notify: set MESSAGE_QUEUE_URL or REDIS_URL (or --queue-url)")
+    if url.split("://")[0] not in ("redis", "rediss", "unix", "redis+sentinel", "amqp", "amqps"):
+        raise SystemExit(f"notify: {url!r} is not a redis:// or amqp:// URL (rediss://, "
+                         "unix://, redis+sentinel:// and amqps:// are fine too)")
     failures = _GaveUp()
     logger = logging.getLogger("swarmdash.notify")
     logger.propagate = False

@@ -7,6 +7,10 @@
     swarmdash cluster restart-node NAME             stop and start one node
     swarmdash cluster rolling-restart               every node, one at a time
     swarmdash cluster restart-haproxy | restart-redis
+    swarmdash cluster up --redis sentinel           a Redis primary, two replicas, three sentinels
+    swarmdash cluster redis-failover                SENTINEL FAILOVER: move the primary
+    swarmdash cluster kill-redis-server NAME        SIGKILL redis1..3 or sentinel1..3
+    swarmdash cluster restart-redis-server NAME     start it again (a server rejoins as a replica)
     swarmdash cluster down                          stop everything it started
 
 --dir DIR (default .swarmdash-cluster) goes before or after the action.
@@ -20,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .clusterports import MAX_NODES, Ports
+from .clusterports import MAX_NODES, REDIS_MODES, Ports
 
 DEFAULT_DIR = ".swarmdash-cluster"
 
@@ -80,11 +84,13 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if args.action == "up":
             ports = Ports(plain=args.port, https=args.https_port, http=args.http_port,
                           stats=args.stats_port, dns=args.dns_port, redis=args.redis_port,
-                          node=args.node_port, prometheus=args.prometheus_port)
+                          node=args.node_port, prometheus=args.prometheus_port,
+                          sentinel=args.sentinel_port)
             env = dict(kv.split("=", 1) for kv in args.env)
             cluster = LocalCluster(workdir, args.nodes, ports=ports, net=args.net,
                                    stickiness=args.stickiness, node_env=env,
-                                   prometheus=args.prometheus, progress=_progress)
+                                   prometheus=args.prometheus, progress=_progress,
+                                   redis=args.redis)
             _progress(f"starting {args.nodes} nodes in {cluster.dir}")
             cluster.up()
             _print_status(cluster.status())
@@ -123,6 +129,16 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         elif args.action == "restart-redis":
             cluster.restart_redis()
             print("redis-server restarted")
+        elif args.action == "redis-failover":
+            port = cluster.redis_failover()
+            print(f"primary moved: redis on 127.0.0.1:{port} is the primary now")
+        elif args.action == "kill-redis-server":
+            cluster.kill_redis_server(args.name)
+            print(f"{args.name} killed (SIGKILL)")
+        elif args.action == "restart-redis-server":
+            cluster.restart_redis_server(args.name)
+            print(f"{args.name} started" + ("" if args.name.startswith("sentinel") else
+                                            "; Sentinel makes it a replica of the primary"))
         elif args.action == "kill-node":
             cluster.kill_node(args.name)
             print(f"{args.name} killed (SIGKILL)")
@@ -151,6 +167,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     up = action("up", "start redis-server, the nodes and HAProxy")
     up.add_argument("--nodes", type=int, default=3, help=f"1 to {MAX_NODES}")
     up.add_argument("--prometheus", action="store_true", help="also run Prometheus")
+    up.add_argument("--redis", choices=REDIS_MODES, default="single",
+                    help="one redis-server, or a primary, two replicas and three sentinels "
+                         "(default %(default)s)")
     up.add_argument("--stickiness", choices=("source", "cookie", "none"), default="source",
                     help="how HAProxy keeps a Socket.IO session on its node")
     up.add_argument("--net", default="127.0.1", help="nodes bind NET.1, NET.2, …")
@@ -161,8 +180,10 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                         ("http-port", "HAProxy HTTP, redirected to HTTPS"),
                         ("stats-port", "HAProxy stats and metrics"),
                         ("dns-port", "the node-name DNS responder (UDP)"),
-                        ("redis-port", "redis-server"), ("node-port", "every node"),
-                        ("prometheus-port", "Prometheus")):
+                        ("redis-port", "redis-server (the first of three with --redis "
+                                       "sentinel)"),
+                        ("node-port", "every node"), ("prometheus-port", "Prometheus"),
+                        ("sentinel-port", "the first of three sentinels (--redis sentinel)")):
         attr = "plain" if name == "port" else name.removesuffix("-port")
         up.add_argument(f"--{name}", type=int, default=getattr(defaults, attr), help=help_)
     status = action("status", "processes, HAProxy's view and the registry")
@@ -176,4 +197,10 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     action("rolling-restart", "restart every node, one at a time")
     action("restart-haproxy", "stop and start HAProxy")
     action("restart-redis", "stop and start redis-server (AOF keeps the data)")
+    for name, help_ in (("kill-redis-server",
+                         "SIGKILL one Redis server or sentinel (--redis sentinel)"),
+                        ("restart-redis-server",
+                         "start one Redis server or sentinel again (--redis sentinel)")):
+        action(name, help_).add_argument("name", help="e.g. redis1 or sentinel2 (cluster status)")
+    action("redis-failover", "SENTINEL FAILOVER: promote a replica (--redis sentinel)")
     p.set_defaults(func=cmd_cluster)

@@ -59,3 +59,9 @@ class Keys:
 
     def tasks_done(self, swarm: str) -> str:
         return f"{self.swarm_prefix}{swarm}{TASKS_DONE_SUFFIX}"
+
+    @property
+    def replication_mark(self) -> str:
+        """Written by a reader right after a read, so WAIT can tell when replicas hold what
+        it read (see :mod:`swarmdash.eventlog.redis`)."""
+        return f"{self.prefix}:replication:mark"

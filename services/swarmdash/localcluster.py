@@ -26,15 +26,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis as redis_lib
 import requests
 
-from .clusterports import MAX_NODES, Ports
+from .clusterports import MAX_NODES, REDIS_MODES, Ports
+from .localredis import SentinelTiming, Topology
 from .processes import Processes, pid_alive, port_free, wait_until
 
 __all__ = ["MAX_NODES", "ClusterError", "LocalCluster", "NodeInfo", "Ports"]
 
 NODES_FQDN = "nodes.swarmdash.local"
 STATE_FILE = "cluster.json"
+SENTINEL_SERVERS = 3
+#: Process names of Redis in the state file, whichever mode (sentinels stop last).
+REDIS_PROCESSES = ("redis", *(f"redis{i + 1}" for i in range(SENTINEL_SERVERS)),
+                   *(f"sentinel{i + 1}" for i in range(SENTINEL_SERVERS)))
 
 
 class ClusterError(RuntimeError):
@@ -69,6 +75,7 @@ class State:
     stickiness: str = "source"
     node_env: dict[str, str] = field(default_factory=dict)
     next_index: int = 1
+    redis: str = "single"  # or "sentinel": a primary, two replicas, three sentinels
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -78,7 +85,8 @@ class State:
         raw = json.loads(text)
         return cls(nodes=[NodeInfo(**n) for n in raw["nodes"]], pids=raw["pids"],
                    ports=Ports(**raw["ports"]), net=raw["net"], stickiness=raw["stickiness"],
-                   node_env=raw["node_env"], next_index=raw["next_index"])
+                   node_env=raw["node_env"], next_index=raw["next_index"],
+                   redis=raw.get("redis", "single"))
 
 
 class LocalCluster:
@@ -86,17 +94,21 @@ class LocalCluster:
                  net: str = "127.0.1", stickiness: str = "source",
                  node_env: dict[str, str] | None = None, prometheus: bool = False,
                  ready_timeout: float = 60.0,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, redis: str = "single",
+                 sentinel_timing: SentinelTiming | None = None):
         if not 1 <= nodes <= MAX_NODES:
             raise ClusterError(f"--nodes must be between 1 and {MAX_NODES}")
         if stickiness not in ("source", "cookie", "none"):
             raise ClusterError("stickiness must be source, cookie or none")
+        if redis not in REDIS_MODES:
+            raise ClusterError(f"--redis must be one of {', '.join(REDIS_MODES)}")
         self.dir = workdir.resolve()
         self.count = nodes
         self.prometheus = prometheus
         self.ready_timeout = ready_timeout
         self.state = State(ports=ports or Ports(), net=net, stickiness=stickiness,
-                           node_env=dict(node_env or {}))
+                           node_env=dict(node_env or {}), redis=redis)
+        self.sentinel_timing = sentinel_timing or SentinelTiming()
         self.procs = Processes(self.logs, self.dir)
         #: Told each step as it completes (``swarmdash cluster`` prints them).
         self.progress: Callable[[str], None] = progress or (lambda _message: None)
@@ -135,7 +147,25 @@ class LocalCluster:
 
     @property
     def redis_url(self) -> str:
+        """The REDIS_URL of the nodes: the server, or the sentinels that name the primary."""
+        if self.sentinel:
+            return self.topology.url
         return f"redis://127.0.0.1:{self.state.ports.redis}/0"
+
+    @property
+    def sentinel(self) -> bool:
+        return self.state.redis == "sentinel"
+
+    @property
+    def topology(self) -> Topology:
+        p = self.state.ports
+        return Topology(self.dir / "redis", [p.redis + i for i in range(SENTINEL_SERVERS)],
+                        [p.sentinel + i for i in range(SENTINEL_SERVERS)], self.sentinel_timing)
+
+    @property
+    def primary_url(self) -> str:
+        """A plain redis:// URL of the current primary (what redis-cli and checks use)."""
+        return self.topology.primary_url() if self.sentinel else self.redis_url
 
     @property
     def prometheus_url(self) -> str:
@@ -169,6 +199,9 @@ class LocalCluster:
         p = self.state.ports
         wanted = [("127.0.0.1", p.plain), ("127.0.0.1", p.https), ("127.0.0.1", p.http),
                   ("127.0.0.1", p.stats), ("127.0.0.1", p.redis)]
+        if self.sentinel:
+            wanted += [("127.0.0.1", port) for t in (self.topology,)
+                       for port in (*t.server_ports[1:], *t.sentinel_ports)]
         if self.prometheus:
             wanted.append(("127.0.0.1", p.prometheus))
         for host, port in wanted:
@@ -254,6 +287,9 @@ class LocalCluster:
             return s.recv(64).startswith(b"+PONG")
 
     def _start_redis(self) -> None:
+        if self.sentinel:
+            self._start_sentinel_topology()
+            return
         data = self.dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -265,9 +301,74 @@ class LocalCluster:
         self.progress(f"redis-server ready on {self.redis_url}")
 
     def restart_redis(self) -> None:
+        if self.sentinel:
+            raise ClusterError("with --redis sentinel, restart one server: restart-redis-server "
+                               "NAME (redis1, redis2, redis3), or move the primary: "
+                               "redis-failover")
         self.procs.stop(self.state.pids.get("redis"), 10)
         self._start_redis()
         self.save()
+
+    # --- Redis with Sentinel -------------------------------------------------------------
+    def _start_sentinel_topology(self) -> None:
+        topology = self.topology
+        self.state.pids.update(topology.start(self.procs.spawn))
+        self.save()
+        wait_until(topology.ready, 30, "the Redis primary, replicas and sentinels")
+
+    def redis_roles(self) -> dict[str, str]:
+        """redis1..3 -> primary, replica or down, as Sentinel and the servers say."""
+        topology = self.topology
+        try:
+            primary: int | None = topology.primary_port()
+        except redis_lib.RedisError:
+            primary = None
+        roles = {}
+        for i, port in enumerate(topology.server_ports):
+            name = topology.server_name(i)
+            if not pid_alive(self.state.pids.get(name)):
+                roles[name] = "down"
+            else:
+                roles[name] = "primary" if port == primary else "replica"
+        return roles
+
+    def _redis_argv(self, name: str) -> tuple[list[str], int]:
+        """(argv, port) of one Redis server (redis1..3) or sentinel (sentinel1..3)."""
+        t = self.topology
+        known = {t.server_name(i): (t.server_argv(i), port)
+                 for i, port in enumerate(t.server_ports)}
+        known |= {t.sentinel_name(i): (t.sentinel_argv(i), port)
+                  for i, port in enumerate(t.sentinel_ports)}
+        if not self.sentinel or name not in known:
+            raise ClusterError(f"no Redis process {name!r}"
+                               + (f"; processes: {', '.join(known)}" if self.sentinel else
+                                  " (the cluster runs one redis-server: restart-redis)"))
+        return known[name]
+
+    def kill_redis_server(self, name: str) -> None:
+        """SIGKILL one Redis server or sentinel (a crash); Sentinel promotes a replica if
+        the server was the primary."""
+        self._redis_argv(name)
+        self.procs.kill(self.state.pids.pop(name, None))
+        self.save()  # a dead pid is not kept: the system may give it to another process
+
+    def restart_redis_server(self, name: str) -> None:
+        """Start (or stop and start) one Redis server or sentinel; a server rejoins as a
+        replica of the primary Sentinel names."""
+        argv, port = self._redis_argv(name)
+        self.procs.stop(self.state.pids.get(name), 10)
+        self.state.pids[name] = self.procs.spawn(name, argv)
+        self.save()
+
+        def answers() -> bool:
+            with redis_lib.Redis(port=port, socket_timeout=1) as r:
+                return bool(r.ping())
+        wait_until(answers, 15, name)
+
+    def redis_failover(self) -> int:
+        """A switchover: the primary's writes paused, SENTINEL FAILOVER, the old primary
+        unpaused once it is a replica; returns the new primary's port."""
+        return self.topology.switchover(wait_until)
 
     def _dns_answers(self) -> bool:
         query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -494,6 +595,8 @@ class LocalCluster:
                           "uptime": rec.get("uptime")})
         services = {name: ("running" if pid_alive(pid) else "dead")
                     for name, pid in self.state.pids.items()}
+        if self.sentinel:
+            services |= {f"{name}.role": role for name, role in self.redis_roles().items()}
         return {"dir": str(self.dir), "entrypoint": {"http": self.http_url,
                                                      "https": self.https_url,
                                                      "stats": f"{self.stats_url}/stats"},
@@ -505,7 +608,7 @@ class LocalCluster:
         for node in self.state.nodes:
             self.procs.stop(node.pid, self.graceful_timeout + 5)
             self.progress(f"{node.name} stopped")
-        for name in ("dns", "redis"):
+        for name in ("dns", *REDIS_PROCESSES):
             self._stop_service(name)
         self.state.nodes.clear()
         (self.dir / STATE_FILE).unlink(missing_ok=True)

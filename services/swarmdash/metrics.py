@@ -96,6 +96,37 @@ SESSIONS_EXPIRED = Counter(f"{NS}_sessions_expired_total",
 CLIENT_LIMIT = Gauge(f"{NS}_client_limit", "Socket.IO clients this node accepts "
                      "(MAX_CLIENTS_PER_NODE)", registry=REGISTRY)
 
+REPLICA_WAIT_SHORT = Counter(
+    f"{NS}_replica_wait_short_total",
+    "WAITs answered by fewer replicas than INGEST_MIN_REPLICAS (op: write = an ingest "
+    "answered 503, read = a relay or resume read held back)", ["op"], registry=REGISTRY)
+REDIS_PRIMARY_CHANGES = Counter(
+    f"{NS}_redis_primary_changes_total",
+    "Times this node saw Sentinel name a different Redis primary (a failover)",
+    registry=REGISTRY)
+REDIS_REPLICAS = Gauge(
+    f"{NS}_redis_replicas",
+    "Replicas of the Redis primary as Sentinel reports them (state: online, down)",
+    ["state"], registry=REGISTRY)
+REDIS_REPLICATION_LAG = Gauge(
+    f"{NS}_redis_replication_lag_seconds",
+    "Seconds since the slowest online replica last acknowledged the primary's stream",
+    registry=REGISTRY)
+REDIS_REPLICATION_LAG_BYTES = Gauge(
+    f"{NS}_redis_replication_lag_bytes",
+    "Bytes of the primary's replication stream the slowest online replica still lacks",
+    registry=REGISTRY)
+SENTINELS_CONFIGURED = Gauge(
+    f"{NS}_redis_sentinels_configured", "Sentinels listed in REDIS_URL (0: no Sentinel)",
+    registry=REGISTRY)
+SENTINELS_REACHABLE = Gauge(
+    f"{NS}_redis_sentinels_reachable", "Sentinels of REDIS_URL that answer this node",
+    registry=REGISTRY)
+SENTINEL_QUORUM = Gauge(
+    f"{NS}_redis_sentinel_quorum",
+    "1 when the sentinels can authorize a failover of the primary (SENTINEL CKQUORUM)",
+    registry=REGISTRY)
+
 
 _RELAYED = {kind: EVENTS_RELAYED.labels(type=kind) for kind in EVENT_TYPES}
 

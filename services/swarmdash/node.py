@@ -15,6 +15,7 @@ from .eventlog import EventLog
 from .ratelimit import MemoryRateLimiter, RateLimiter
 from .registry import MemoryRegistry, Record, Registry
 from .relay import Relay
+from .replication import ReplicationMonitor
 from .settings import Settings
 from .storewatch import StoreWatch, peer_addresses
 
@@ -32,6 +33,7 @@ class Node:
     clients: set[str] = field(default_factory=set)
     registry: Registry = field(default_factory=MemoryRegistry)
     rate_limiter: RateLimiter = field(default_factory=lambda: MemoryRateLimiter(0, 1))
+    replication: ReplicationMonitor | None = None  # Redis replication and Sentinel metrics
     stopping: bool = False
     #: Addresses of the other live nodes at the last heartbeat: asked during a Redis outage.
     peers: list[str] = field(default_factory=list)
@@ -112,6 +114,16 @@ class Node:
     def store_watch_loop(self) -> None:
         s = self.settings
         self.store.run(self.socketio.sleep, s.store_check_interval, lambda: not self.stopping)
+
+    def replication_loop(self) -> None:
+        """Refresh the replication and Sentinel metrics, apart from the heartbeat: a sentinel
+        that does not answer must not delay the node's heartbeats."""
+        while not self.stopping and self.replication is not None:
+            try:
+                self.replication.poll()
+            except Exception:  # the metrics must not end the loop of a live node
+                log.exception("replication metrics failed")
+            self.socketio.sleep(self.settings.heartbeat_interval)
 
     def leave(self) -> None:
         """Stopping on purpose: drop out of the live nodes now rather than after the TTL."""

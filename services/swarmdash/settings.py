@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
@@ -125,10 +125,14 @@ class Settings:
 
     # --- Redis and the message queue ------------------------------------------------
     redis_url: str = _env(
-        "REDIS_URL", "", "Redis for the event stream and state; empty = embedded in-memory log.")
+        "REDIS_URL", "",
+        "Redis for the event stream and state: redis://, rediss://, unix:// or "
+        "redis+sentinel://[user:password@]host1:port1,host2:port2/<db>/<service> (follows the "
+        "primary Sentinel names); empty = embedded in-memory log.")
     message_queue_url: str = _env(
         "MESSAGE_QUEUE_URL", "",
-        "Socket.IO message queue, redis:// or amqp://; empty = REDIS_URL (none when embedded).")
+        "Socket.IO message queue, redis://, redis+sentinel:// or amqp://; empty = REDIS_URL "
+        "(none when embedded).")
     message_queue_channel: str = _env(
         "MESSAGE_QUEUE_CHANNEL", "swarmdash", "Channel/exchange name on the message queue.")
     redis_key_prefix: str = _env("REDIS_KEY_PREFIX", "swarmdash", "Prefix of every Redis key.")
@@ -148,6 +152,17 @@ class Settings:
     task_history: int = _env(
         "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
         max=100_000)
+
+    # --- Redis replication (Sentinel) ---------------------------------------------------
+    ingest_min_replicas: int = _env(
+        "INGEST_MIN_REPLICAS", 0,
+        "Replicas that must hold a batch before ingest answers 202 (WAIT); relays then deliver "
+        "only entries that many replicas hold. 0 = no wait; 1 recommended with Sentinel.",
+        min=0, max=100)
+    ingest_replica_timeout_ms: int = _env(
+        "INGEST_REPLICA_TIMEOUT_MS", 1000,
+        "How long ingest waits for INGEST_MIN_REPLICAS acknowledgements before it answers 503 "
+        "with Retry-After, ms.", min=10, max=60_000)
 
     # --- cluster registry -----------------------------------------------------------
     heartbeat_interval: float = _env(
@@ -400,6 +415,9 @@ def _to_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
         parts = urlparse(raw)
         if parts.scheme not in schemes:
             raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL")
+        if raw.startswith(SENTINEL_SCHEME + "://"):
+            parse_sentinel_url(raw)  # raises ValueError naming what is wrong
+            return raw
         if parts.scheme == "unix" and not parts.path:
             raise ValueError("names no socket path (unix:///run/redis.sock)")
         if parts.scheme != "unix" and not parts.hostname:
@@ -409,9 +427,52 @@ def _to_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return convert
 
 
+SENTINEL_SCHEME = "redis+sentinel"
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """A parsed ``redis+sentinel://`` URL: where the sentinels are and what they watch."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """Parse ``redis+sentinel://[user:password@]host1:port1,host2:port2,.../<db>/<service>``.
+
+    The form python-socketio's RedisManager reads; unlike it, the service name is required
+    (the nodes and the message queue must follow the same primary) and every part is checked.
+    """
+    parts = urlparse(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        raise ValueError(f"expected a {SENTINEL_SCHEME}:// URL")
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    sentinels = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"sentinel {item!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    path = parts.path.split("/")
+    db_text = path[1] if len(path) > 1 else ""
+    service = path[2] if len(path) > 2 else ""
+    if not db_text.isdigit():
+        raise ValueError("expected /<db>/<service_name> after the sentinels, e.g. /0/swarmdash")
+    if not service or len(path) > 3:
+        raise ValueError("expected the Sentinel service name after the db, e.g. /0/swarmdash")
+    return SentinelUrl(tuple(sentinels), service, int(db_text),
+                       unquote(parts.username) if parts.username else None,
+                       unquote(parts.password) if parts.password else None)
+
+
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "REDIS_URL": _to_url(("redis", "rediss", "unix")),
-    "MESSAGE_QUEUE_URL": _to_url(("redis", "rediss", "unix", "amqp", "amqps")),
+    "REDIS_URL": _to_url(REDIS_SCHEMES),
+    "MESSAGE_QUEUE_URL": _to_url((*REDIS_SCHEMES, "amqp", "amqps")),
     "CORS_ALLOWED_ORIGINS": _to_origins,
     "API_KEYS": _to_api_keys,
     "SECRET_KEY_PREVIOUS": _to_list,
@@ -505,6 +566,10 @@ def _check_consistency(s: Settings) -> None:
         raise SettingsError(
             f"REPLAY_SCAN_LIMIT={s.replay_scan_limit} is below REPLAY_LIMIT={s.replay_limit}: "
             "a resume could never replay REPLAY_LIMIT events")
+    if s.ingest_min_replicas and s.embedded:
+        raise SettingsError(
+            f"INGEST_MIN_REPLICAS={s.ingest_min_replicas} needs REDIS_URL: the embedded log "
+            "has no replicas to wait for")
     if s.message_queue_url and s.embedded:
         raise SettingsError(
             "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "

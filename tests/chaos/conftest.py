@@ -74,3 +74,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"{sizes.swarms} swarms, Redis pause / node cut {sizes.pause_s:g} s, "
         f"{sizes.offline_clients} clients offline {sizes.offline_s:g} s")
     terminalreporter.write_line(table(RESULTS))
+    for result in RESULTS:
+        for note in result.notes:
+            terminalreporter.write_line(f"{result.scenario}: {note}")

@@ -302,7 +302,7 @@ class Run:
 def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
                  fault: Callable[[Run], None]) -> Result:
     swarms = [f"chaos-{name}-{i}" for i in range(sizes.swarms)]
-    head = stream_head(cluster.redis_url)
+    head = stream_head(cluster.primary_url)
     before = scrape(cluster)
     pool = ClientPool(cluster.http_url, swarms, sizes.clients, sizes.processes, log_dir)
     publisher: Publisher | None = None
@@ -340,7 +340,7 @@ def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
         pool.close()
     assert publisher is not None
     after = scrape(cluster)
-    twice, beyond, missing = stream_check(cluster.redis_url, head, publisher.accepted())
+    twice, beyond, missing = stream_check(cluster.primary_url, head, publisher.accepted())
     return Result(name, sizes, publisher.tally, clients, fault_at,
                   run.back_from or fault_at, time.time(), counter_delta(before, after),
                   twice, beyond, missing, fault_over)

@@ -22,6 +22,9 @@ from .conftest import OpsCluster, need
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SECRETS = {"SECRET_KEY": "test-secret-not-the-default", "GRAFANA_ADMIN_PASSWORD": "test"}
+#: The services of the `sentinel` profile: Redis without a single point of failure.
+SENTINEL_PROFILE = {"redis-primary", "redis-replica-1", "redis-replica-2", "sentinel-1",
+                    "sentinel-2", "sentinel-3"}
 
 
 def compose() -> dict[str, Any]:
@@ -74,7 +77,8 @@ def test_resolved_config_settings_and_replicas(project: Path) -> None:
                          profiles=("simulator",))
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert set(services) == {"redis", "node", "haproxy", "prometheus", "grafana", "simulator"}
+    assert set(services) - SENTINEL_PROFILE == {"redis", "node", "haproxy", "prometheus",
+                                                "grafana", "simulator"}
     node = services["node"]
     assert int(node["deploy"]["replicas"]) == 5
     env = node["environment"]
@@ -96,6 +100,34 @@ def test_resolved_config_settings_and_replicas(project: Path) -> None:
     assert "http://haproxy:8050" in services["simulator"]["entrypoint"]
 
 
+def test_the_sentinel_profile_is_a_primary_two_replicas_and_three_sentinels(
+        project: Path) -> None:
+    from swarmdash.settings import parse_sentinel_url
+
+    url = ("redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/0/swarmdash")
+    result = run_compose(project, "config", env={"SWARMDASH_REDIS_URL": url},
+                         profiles=("sentinel",))
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) >= SENTINEL_PROFILE
+    assert services["node"]["environment"]["REDIS_URL"] == url
+    parsed = parse_sentinel_url(url)
+    assert {host for host, _ in parsed.sentinels} == {"sentinel-1", "sentinel-2", "sentinel-3"}
+    for name in SENTINEL_PROFILE:
+        svc = services[name]
+        kind = "sentinel" if name.startswith("sentinel") else "redis"
+        assert svc["entrypoint"] == ["/usr/local/etc/redis/start.sh", kind], name
+        assert svc["environment"]["REDIS_ANNOUNCE"] == name  # Sentinel hands out this name
+        assert svc["environment"].get("REDIS_REPLICA_OF") == (
+            "redis-primary" if "replica" in name else None), name
+        assert len({v.get("target") if isinstance(v, dict) else v.split(":")[1]
+                    for v in svc["volumes"]} & {"/data"}) == 1, f"{name} keeps its state"
+    conf = (ROOT / "infra" / "redis" / "sentinel.conf").read_text()
+    assert f"sentinel monitor {parsed.service} redis-primary 6379 2" in conf
+    server = (ROOT / "infra" / "redis" / "redis.conf").read_text()
+    assert "appendonly yes" in server and "port 6379" in server
+
+
 def test_haproxy_gets_every_variable_its_config_reads() -> None:
     cfg = (ROOT / "haproxy" / "haproxy.cfg").read_text()
     wanted = set(re.findall(r"\$\{(\w+)\}", cfg))
@@ -106,7 +138,7 @@ def test_haproxy_gets_every_variable_its_config_reads() -> None:
 def test_every_image_is_pinned() -> None:
     images = {name: svc["image"] for name, svc in compose()["services"].items() if "image" in svc
               and "build" not in svc}
-    assert set(images) == {"redis", "haproxy", "prometheus", "grafana"}
+    assert set(images) == {"redis", "haproxy", "prometheus", "grafana", *SENTINEL_PROFILE}
     for name, image in images.items():
         repo, _, tag = image.rpartition(":")
         assert repo and tag and tag != "latest", f"{name}: {image} is not pinned"

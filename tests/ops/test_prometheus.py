@@ -32,6 +32,12 @@ EXPECTED = {
     "SwarmDashConnectionsNearLimit": ("connections-near-limit.md",
                                       "swarmdash_client_limit"),
     "SwarmDashIngestRateLimited": ("ingest-rate-limited.md", "swarmdash_ingest_rejected_total"),
+    "SwarmDashRedisFailover": ("redis-failover.md", "swarmdash_redis_primary_changes_total"),
+    "SwarmDashRedisReplicaLost": ("redis-replica-lost.md", "swarmdash_redis_replicas"),
+    "SwarmDashSentinelQuorumLost": ("sentinel-quorum-lost.md",
+                                    "swarmdash_redis_sentinel_quorum"),
+    "SwarmDashRedisReplicationLag": ("redis-replication-lag.md",
+                                     "swarmdash_redis_replication_lag_seconds"),
 }
 
 

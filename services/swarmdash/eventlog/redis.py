@@ -7,13 +7,12 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .. import codec
 from ..cursor import ZERO, StreamId, format_id, parse_id
 from ..events import Event, encode
 from ..keys import AGENTS_SUFFIX, TASKS_DONE_SUFFIX, TASKS_SUFFIX, Keys
+from ..redisconn import connect
 from ..settings import Settings
 from .base import (
     BackendUnavailable,
@@ -23,6 +22,7 @@ from .base import (
     StateLimits,
     state_field,
 )
+from .replicas import ReplicasBehind, ReplicaWait
 
 T = TypeVar("T")
 
@@ -35,25 +35,12 @@ def _script(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
-def connect(url: str, timeout: float, *, read_timeout: float | None = None,
-            max_connections: int = 50) -> redis.Redis:
-    """A client that fails fast (no hidden retries: a retried append could apply twice).
-
-    The pool is bounded: a burst of requests waits up to ``timeout`` for a connection
-    instead of opening hundreds of them.
-    """
-    pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout,
-        socket_timeout=read_timeout or timeout, socket_connect_timeout=timeout,
-        decode_responses=True, protocol=2, retry=Retry(NoBackoff(), 0), health_check_interval=0)
-    return redis.Redis(connection_pool=pool)
-
-
 class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
                  idempotency_ttl: int = 600, health_conn: redis.Redis | None = None,
-                 limits: StateLimits | None = None):
+                 limits: StateLimits | None = None,
+                 replicas: ReplicaWait | None = None):
         self.redis = conn
         self.blocking = blocking_conn or conn
         # /health pings on connections of its own: a burst of requests holding the shared
@@ -66,23 +53,31 @@ class RedisEventLog(EventLog):
         self.limits = limits or StateLimits()
         self._ingest = conn.register_script(_script("ingest.lua"))
         self._snapshot = conn.register_script(_script("snapshot.lua"))
+        self.replicas = replicas or ReplicaWait(0, 0)
 
     @classmethod
     def from_settings(cls, s: Settings) -> RedisEventLog:
+        replicas = ReplicaWait(s.ingest_min_replicas, s.ingest_replica_timeout_ms)
+        keys = Keys(s.redis_key_prefix)
         return cls(
-            connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
-            keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
+            connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections,
+                    read_timeout=s.redis_timeout + replicas.timeout_s),
+            keys=keys, maxlen=s.stream_maxlen, task_history=s.task_history,
             idempotency_ttl=s.idempotency_ttl, limits=StateLimits.from_settings(s),
             blocking_conn=connect(s.redis_url, s.redis_timeout,
-                                  read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
+                                  read_timeout=(s.redis_timeout + s.relay_block_ms / 1000
+                                                + replicas.timeout_s),
                                   max_connections=2),
-            health_conn=connect(s.redis_url, s.redis_timeout, max_connections=2))
+            health_conn=connect(s.redis_url, s.redis_timeout, max_connections=2),
+            replicas=replicas)
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise BackendUnavailable(f"redis unreachable: {exc}") from exc
+        except ReplicasBehind as exc:
+            raise BackendUnavailable(str(exc)) from exc
         except redis.ResponseError as exc:
             if str(exc).startswith(_UNAVAILABLE_REPLIES):
                 raise BackendUnavailable(f"redis not ready: {exc}") from exc
@@ -100,10 +95,19 @@ class RedisEventLog(EventLog):
             args += [event["swarm"], kind, name, "1" if finished else "0", event["ts"],
                      encode(event)]
         keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(key or "")]
-        reply = self._call(lambda: self._ingest(keys=keys, args=args))
+        if not self.replicas.needed:
+            reply = self._call(lambda: self._ingest(keys=keys, args=args))
+        else:
+            # The script and WAIT on one connection: WAIT counts the replicas holding this
+            # connection's writes. A batch stored earlier under the key (a retry) may not be
+            # replicated yet, so a duplicate answer waits for a fresh mark instead.
+            reply = self._call(lambda: self.replicas.run(
+                self.redis, lambda pipe: self._ingest(keys=keys, args=args, client=pipe)))
         if int(reply[0]) == 2:
             raise StateLimitExceeded(reply[1], reply[2], int(reply[3]))
         seen, joined = reply
+        if int(seen) and self.replicas.needed:
+            self._call(lambda: self.replicas.run(self.redis, None, self.keys.replication_mark))
         return joined.split(","), bool(int(seen))
 
     @staticmethod
@@ -115,17 +119,26 @@ class RedisEventLog(EventLog):
             out.append(event)
         return out
 
+    def _replicated(self, conn: redis.Redis, command: Callable[[Any], Any]) -> Any:
+        """Run a read; with INGEST_MIN_REPLICAS, return it only once that many replicas hold
+        everything it saw (a mark written after it on the same connection, then WAIT)."""
+        if not self.replicas.needed:
+            return self._call(lambda: command(conn))
+        return self._call(lambda: self.replicas.run(conn, command, self.keys.replication_mark))
+
     def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:
+        stream = self.keys.stream
         if block_ms:
-            reply: Any = self._call(lambda: self.blocking.xread(
-                {self.keys.stream: format_id(after)}, count=count, block=block_ms))
+            reply: Any = self._replicated(self.blocking, lambda c: c.xread(
+                {stream: format_id(after)}, count=count, block=block_ms))
             return self._decode(reply[0][1]) if reply else []
-        entries: Any = self._call(lambda: self.redis.xrange(
-            self.keys.stream, min="(" + format_id(after), max="+", count=count))
+        entries: Any = self._replicated(self.redis, lambda c: c.xrange(
+            stream, min="(" + format_id(after), max="+", count=count))
         return self._decode(entries)
 
     def tail(self, count: int) -> list[Event]:
-        entries: Any = self._call(lambda: self.redis.xrevrange(self.keys.stream, count=count))
+        entries: Any = self._replicated(
+            self.redis, lambda c: c.xrevrange(self.keys.stream, count=count))
         return self._decode(list(reversed(entries)))
 
     def _info(self) -> dict[str, Any]:
@@ -168,9 +181,9 @@ class RedisEventLog(EventLog):
         return upto
 
     def snapshot(self, swarm: str | None) -> Snapshot:
-        reply = self._call(lambda: self._snapshot(
+        reply = self._replicated(self.redis, lambda c: self._snapshot(
             keys=[self.keys.stream, self.keys.swarms],
-            args=[self.keys.swarm_prefix, swarm or "*", AGENTS_SUFFIX, TASKS_SUFFIX]))
+            args=[self.keys.swarm_prefix, swarm or "*", AGENTS_SUFFIX, TASKS_SUFFIX], client=c))
         snap = Snapshot(cursor=parse_id(reply[0]))
         for i in range(1, len(reply), 3):
             name = reply[i]

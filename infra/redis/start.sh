@@ -1,0 +1,25 @@
+#!/bin/sh
+# Entry of the Redis servers and sentinels of docker-compose's `sentinel` profile.
+# First start: the config template plus this container's role and announced name, written
+# to the data volume. Later starts: that file as Sentinel last rewrote it (the role Sentinel
+# gave this server, the primary it moved to), so a restart never makes a second primary.
+#   start.sh redis      REDIS_REPLICA_OF=<primary host> for a replica
+#   start.sh sentinel
+set -eu
+kind="$1"
+conf="/data/$kind.conf"
+if [ ! -f "$conf" ]; then
+  cp "/usr/local/etc/redis/$kind.conf" "$conf"
+  if [ "$kind" = sentinel ]; then
+    echo "sentinel announce-ip $REDIS_ANNOUNCE" >> "$conf"
+  else
+    echo "replica-announce-ip $REDIS_ANNOUNCE" >> "$conf"
+    if [ -n "${REDIS_REPLICA_OF:-}" ]; then
+      echo "replicaof $REDIS_REPLICA_OF 6379" >> "$conf"
+    fi
+  fi
+fi
+if [ "$kind" = sentinel ]; then
+  exec redis-server "$conf" --sentinel
+fi
+exec redis-server "$conf"
