@@ -145,6 +145,10 @@ class Settings:
         "IDEMPOTENCY_TTL", 600,
         "Seconds an Idempotency-Key is remembered: a retried batch is not stored twice.",
         min=0, max=86400 * 7)
+    idempotency_max_keys: int = _env(
+        "IDEMPOTENCY_MAX_KEYS", 50_000,
+        "Idempotency-Keys remembered per API key at most: beyond it the oldest is forgotten "
+        "before IDEMPOTENCY_TTL (bounds their memory).", min=1, max=10_000_000)
     task_history: int = _env(
         "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
         max=100_000)

@@ -138,6 +138,23 @@ def test_agent_key_scoped_to_other_swarm_is_refused_and_nothing_of_the_batch_is_
     assert messages(secured.url, "gamma") == []
 
 
+def test_an_idempotency_key_of_one_api_key_does_not_swallow_anothers_batch(
+        secured: AuthNode) -> None:
+    """The audit: key B's batch under key A's Idempotency-Key got A's ids and was dropped."""
+    header = {"Idempotency-Key": f"batch-{uuid.uuid4().hex[:8]}"}
+    a = post(secured.url, [log_event("idem-a", "a's batch")], {**bearer(KEYS.old), **header})
+    b = post(secured.url, [log_event("idem-b", "b's batch")], {**bearer(KEYS.new), **header})
+    assert a.status_code == b.status_code == 202, (a.text, b.text)
+    assert "duplicate" not in b.json() and b.json()["ids"] != a.json()["ids"]
+    assert messages(secured.url, "idem-b") == ["b's batch"]
+    # B's retry is B's duplicate; A reusing its key for another batch is refused, loudly
+    again = post(secured.url, [log_event("idem-b", "b's batch")], {**bearer(KEYS.new), **header})
+    assert again.json().get("duplicate") is True and again.json()["ids"] == b.json()["ids"]
+    reused = post(secured.url, [log_event("idem-a", "another")], {**bearer(KEYS.old), **header})
+    assert reused.status_code == 409 and header["Idempotency-Key"] in reused.json()["error"]
+    assert messages(secured.url, "idem-a") == ["a's batch"]
+
+
 def test_rotated_keys_old_and_new_both_work(secured: AuthNode) -> None:
     for key, text in ((KEYS.old, "old key"), (KEYS.new, "new key")):
         r = post(secured.url, [log_event("rotation", text)], bearer(key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -15,7 +16,14 @@ from ..cursor import ZERO, StreamId, format_id, parse_id
 from ..events import Event, encode
 from ..keys import AGENTS_SUFFIX, TASKS_DONE_SUFFIX, TASKS_SUFFIX, Keys
 from ..settings import Settings
-from .base import BackendUnavailable, EventLog, Snapshot, state_field
+from .base import (
+    BackendUnavailable,
+    BatchKey,
+    EventLog,
+    IdempotencyConflict,
+    Snapshot,
+    state_field,
+)
 
 T = TypeVar("T")
 
@@ -45,7 +53,8 @@ def connect(url: str, timeout: float, *, read_timeout: float | None = None,
 class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
-                 idempotency_ttl: int = 600, health_conn: redis.Redis | None = None):
+                 idempotency_ttl: int = 600, health_conn: redis.Redis | None = None,
+                 idempotency_max_keys: int = 50_000):
         self.redis = conn
         self.blocking = blocking_conn or conn
         # /health pings on connections of its own: a burst of requests holding the shared
@@ -55,6 +64,7 @@ class RedisEventLog(EventLog):
         self.maxlen = maxlen
         self.task_history = task_history
         self.idempotency_ttl = idempotency_ttl
+        self.idempotency_max_keys = idempotency_max_keys
         self._ingest = conn.register_script(_script("ingest.lua"))
         self._snapshot = conn.register_script(_script("snapshot.lua"))
 
@@ -63,7 +73,7 @@ class RedisEventLog(EventLog):
         return cls(
             connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
             keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
-            idempotency_ttl=s.idempotency_ttl,
+            idempotency_ttl=s.idempotency_ttl, idempotency_max_keys=s.idempotency_max_keys,
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
                                   max_connections=2),
@@ -79,17 +89,24 @@ class RedisEventLog(EventLog):
                 raise BackendUnavailable(f"redis not ready: {exc}") from exc
             raise
 
-    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
+    def append_once(self, events: list[Event], key: BatchKey | None
+                    ) -> tuple[list[str], bool]:
         ttl = self.idempotency_ttl if key is not None else 0
+        scope, name, digest = (key.scope, key.name, key.digest) if key else ("", "", "")
         args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
-                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl]
+                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl, digest,
+                           self.idempotency_max_keys, f"{time.time():.3f}"]
         for event in events:
             target = state_field(event)
-            kind, name, finished = target if target else ("-", "", False)
-            args += [event["swarm"], kind, name, "1" if finished else "0", event["ts"],
+            kind, field, finished = target if target else ("-", "", False)
+            args += [event["swarm"], kind, field, "1" if finished else "0", event["ts"],
                      encode(event)]
-        keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(key or "")]
+        keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(scope, name),
+                self.keys.idempotency_index(scope)]
         seen, joined = self._call(lambda: self._ingest(keys=keys, args=args))
+        if int(seen) == 2:
+            assert key is not None
+            raise IdempotencyConflict(key)
         return joined.split(","), bool(seen)
 
     @staticmethod
