@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
@@ -428,22 +430,50 @@ PLACEHOLDER_SECRET_KEYS = frozenset({
     "your-secret-key", "your-secret-key-here", "secret", "secret-key", "replace-me"})
 #: A SECRET_KEY shorter than this is refused in production (32 characters, e.g. token_hex(16)).
 MIN_SECRET_KEY_LENGTH = 32
+#: A SECRET_KEY whose estimated entropy is below this many bits is refused in production:
+#: 'a' * 32 is long enough but guessable. A random hex key of 32 characters scores above 100.
+MIN_SECRET_KEY_BITS = 80
+
+
+def estimated_bits(key: str) -> float:
+    """A key's entropy as its length times the Shannon entropy of its characters: an upper
+    bound for a key a person made up, a fair estimate for a random one."""
+    if not key:
+        return 0.0
+    counts = Counter(key)
+    per_char = sum(n / len(key) * math.log2(len(key) / n) for n in counts.values())
+    return per_char * len(key)
+
+
+def _check_secret(name: str, key: str) -> None:
+    if key.strip().lower() in PLACEHOLDER_SECRET_KEYS:
+        raise SettingsError(
+            f"{name} is missing or a placeholder: set 32+ random characters of your own "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))'); FLASK_DEBUG=true "
+            "runs without one, for development only")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(
+            f"{name} is {len(key)} characters, fewer than "
+            f"{MIN_SECRET_KEY_LENGTH}: too short to sign viewer tokens safely")
+    bits = estimated_bits(key)
+    if bits < MIN_SECRET_KEY_BITS:
+        raise SettingsError(
+            f"{name} has about {bits:.0f} bits of entropy, fewer than {MIN_SECRET_KEY_BITS}: "
+            "too easy to guess; use random characters "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))')")
 
 
 def check_serving(s: Settings) -> None:
     """What a node refuses to serve with in production (FLASK_DEBUG=false); raises
-    :class:`SettingsError`. Run at every node's start, and by ``swarmdash settings``."""
+    :class:`SettingsError`. Run at every node's start, and by ``swarmdash settings``.
+
+    Every key in SECRET_KEY_PREVIOUS passes the checks of SECRET_KEY: a node accepts the
+    tokens each of them signed."""
     if s.flask_debug:
         return
-    if s.secret_key.strip().lower() in PLACEHOLDER_SECRET_KEYS:
-        raise SettingsError(
-            "SECRET_KEY is missing or a placeholder: set 32+ random characters of your own "
-            "(python3 -c 'import secrets; print(secrets.token_hex(32))'); FLASK_DEBUG=true "
-            "runs without one, for development only")
-    if len(s.secret_key) < MIN_SECRET_KEY_LENGTH:
-        raise SettingsError(
-            f"SECRET_KEY is {len(s.secret_key)} characters, fewer than "
-            f"{MIN_SECRET_KEY_LENGTH}: too short to sign viewer tokens safely")
+    _check_secret("SECRET_KEY", s.secret_key)
+    for i, previous in enumerate(s.secret_key_previous, 1):
+        _check_secret(f"SECRET_KEY_PREVIOUS (key {i})", previous)
     if "*" in s.cors_allowed_origins:
         raise SettingsError(
             "CORS_ALLOWED_ORIGINS=* lets any web site's pages use this node: list the "
@@ -458,6 +488,27 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+#: Query parameters of a URL that carry a credential (redis-py reads ``password`` and
+#: ``username`` from the query as well as from the userinfo).
+_CREDENTIAL_PARAM = re.compile(r"pass|secret|token|key|auth|cred|user", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its userinfo and every credential-like query value replaced by ****."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "****@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{name}=****" if _CREDENTIAL_PARAM.search(name) and value else
+        (f"{name}={value}" if sep else name)
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item))
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + ("#****" if parts.fragment else ""))
+
+
 def effective(settings: Settings) -> list[tuple[str, str]]:
     """(variable, value in effect) for every setting; secrets and URL passwords masked."""
     rows = []
@@ -465,9 +516,8 @@ def effective(settings: Settings) -> list[tuple[str, str]]:
         value = _text(getattr(settings, f.name))
         if f.metadata.get("secret") and value:
             value = "****"
-        elif "://" in value and "@" in value:
-            scheme, rest = value.split("://", 1)
-            value = f"{scheme}://****@{rest.rsplit('@', 1)[1]}"
+        elif "://" in value:
+            value = ",".join(mask_url(v) for v in value.split(","))
         rows.append((f.metadata["env"], value))
     return rows
 

@@ -358,6 +358,10 @@ def test_foreign_origin_refused_on_the_socketio_handshake(secured: AuthNode) -> 
     ({"SECRET_KEY": "dev-insecure-change-me"}, "SECRET_KEY is missing or a placeholder"),
     ({"SECRET_KEY": "too-short"}, "fewer than 32"),
     ({"CORS_ALLOWED_ORIGINS": "*"}, "CORS_ALLOWED_ORIGINS=*"),
+    # the audit: a public former key made tokens anyone could forge; 'a' * 32 passed
+    ({"SECRET_KEY_PREVIOUS": "dev-insecure-change-me"},
+     "SECRET_KEY_PREVIOUS (key 1) is missing or a placeholder"),
+    ({"SECRET_KEY": "a" * 32}, "bits of entropy"),
 ])
 def test_production_node_refuses_to_start(tmp_path: Path, override: dict[str, str],
                                           says: str) -> None:

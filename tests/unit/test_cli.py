@@ -26,10 +26,12 @@ def test_settings_shows_values_in_effect(monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("WEBSOCKET_PING_INTERVAL", "10")
     monkeypatch.setenv("SECRET_KEY", "hunter2")
-    assert main(["settings"]) == 0
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0?password=hunter3")
+    main(["settings"])
     out = capsys.readouterr().out
     assert "WEBSOCKET_PING_INTERVAL=10\n" in out and "SECRET_KEY=****\n" in out
-    assert "hunter2" not in out
+    assert "REDIS_URL=redis://127.0.0.1:6379/0?password=****\n" in out
+    assert "hunter2" not in out and "hunter3" not in out
 
 
 def test_a_bad_setting_stops_with_its_name(monkeypatch: pytest.MonkeyPatch,
