@@ -289,7 +289,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     scope = "every swarm" if args.all_swarms else ", ".join(sorted(set(args.swarm)))
     until = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() + ttl))
     print(f"viewer token for {args.name}: {scope}, valid until {until}\n"
-          f"sign in: {args.url.rstrip('/')}/login?token={token}", file=sys.stderr)
+          f"sign in: {args.url.rstrip('/')}/login#token={token}", file=sys.stderr)
     print(token)
     return 0
 

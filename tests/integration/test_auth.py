@@ -227,19 +227,69 @@ def test_public_and_viewer_only_routes(secured: AuthNode) -> None:
 
 def test_login_sets_an_httponly_strict_cookie_secure_behind_tls(secured: AuthNode) -> None:
     token = viewer_token(["alpha"], ttl=600)
-    r = requests.get(f"{secured.url}/login", params={"token": token}, allow_redirects=False,
-                     timeout=5)
+    r = requests.post(f"{secured.url}/login", data={"token": token}, allow_redirects=False,
+                      timeout=5)
     assert r.status_code == 303 and r.headers["Location"] == "/"
     cookie = r.headers["Set-Cookie"]
     assert f"swarmdash_token={token}" in cookie
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
-    behind_tls = requests.get(f"{secured.url}/login", params={"token": token},
-                              headers={"X-Forwarded-Proto": "https"}, allow_redirects=False,
-                              timeout=5)
+    behind_tls = requests.post(f"{secured.url}/login", data={"token": token},
+                               headers={"X-Forwarded-Proto": "https"}, allow_redirects=False,
+                               timeout=5)
     assert "Secure" in behind_tls.headers["Set-Cookie"]
-    bad = requests.get(f"{secured.url}/login", params={"token": token + "x"},
-                       allow_redirects=False, timeout=5)
+    bad = requests.post(f"{secured.url}/login", data={"token": token + "x"},
+                        allow_redirects=False, timeout=5)
     assert bad.status_code == 401 and "Set-Cookie" not in bad.headers
+
+
+#: What a browser sends with a navigation another site started (a link, a redirect, a form).
+FROM_ANOTHER_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+
+
+def test_a_link_from_another_site_can_neither_sign_in_nor_out(secured: AuthNode) -> None:
+    """Login CSRF: GET /login?token=<attacker's token> from any site's link gave the victim's
+    browser the attacker's session; GET /logout from a link signed anyone out."""
+    attackers = viewer_token(["alpha"], ttl=600, name="attacker")
+    link = requests.get(f"{secured.url}/login", params={"token": attackers},
+                        headers=FROM_ANOTHER_SITE, allow_redirects=False, timeout=5)
+    assert "Set-Cookie" not in link.headers, "a link signed the browser in"
+    assert link.status_code == 200 and attackers not in link.text  # the form, not the token
+    assert 'method="post"' in link.text and link.headers["Cache-Control"] == "no-store"
+    out = requests.get(f"{secured.url}/logout", headers=FROM_ANOTHER_SITE,
+                       allow_redirects=False, timeout=5)
+    assert "Set-Cookie" not in out.headers, "a link signed the browser out"
+    assert out.status_code == 405
+    # A form on another site posting: refused by its Origin, or by Sec-Fetch-Site alone.
+    for headers in ({"Origin": FOREIGN_ORIGIN}, FROM_ANOTHER_SITE,
+                    {"Sec-Fetch-Site": "same-site"}):
+        for path, data in (("/login", {"token": attackers}), ("/logout", {})):
+            r = requests.post(f"{secured.url}{path}", data=data, headers=headers,
+                              allow_redirects=False, timeout=5)
+            assert r.status_code == 403 and "Set-Cookie" not in r.headers, (path, headers)
+            assert r.json()["error"]
+    # The page's own form (same origin) signs in and out.
+    own = {"Origin": secured.url, "Sec-Fetch-Site": "same-origin"}
+    signed_in = requests.post(f"{secured.url}/login", data={"token": attackers}, headers=own,
+                              allow_redirects=False, timeout=5)
+    assert signed_in.status_code == 303 and "swarmdash_token=" in signed_in.headers["Set-Cookie"]
+    signed_out = requests.post(f"{secured.url}/logout", headers=own, allow_redirects=False,
+                               timeout=5)
+    assert signed_out.status_code == 303
+    assert "swarmdash_token=;" in signed_out.headers["Set-Cookie"]
+
+
+def test_token_command_prints_a_link_that_keeps_the_token_out_of_requests(
+        secured: AuthNode) -> None:
+    out = subprocess.run([str(BIN / "swarmdash"), "token", "--swarm", "alpha", "--url",
+                          secured.url], capture_output=True, text=True, timeout=30,
+                         env={**node_env(secured.redis.url, "cli", 1), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    link = next(line for line in out.stderr.splitlines() if "sign in:" in line).split()[-1]
+    assert link == f"{secured.url}/login#token={token}"
+    page, _, fragment = link.partition("#")  # a browser never sends the fragment
+    assert requests.get(page, timeout=5).status_code == 200
+    assert fragment == f"token={token}"
 
 
 def test_page_security_headers(secured: AuthNode) -> None:

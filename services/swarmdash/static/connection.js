@@ -17,7 +17,7 @@
 // trying the socket; once the manager has given up, one probe every `probe_interval_ms`. As
 // soon as the socket connects again the page stops polling and subscribes with its cursors.
 //
-// Sign-in: the page's viewer token is an HttpOnly cookie (set by GET /login?token=...), sent
+// Sign-in: the page's viewer token is an HttpOnly cookie (set by POST /login), sent
 // by the browser with the Socket.IO handshake and the API calls. A connect the node refuses
 // (no token, expired, forged) or an API answer 401 puts the page in the "signed-out" state:
 // no reconnect loop, no polling, until the page is reloaded after signing in again.
