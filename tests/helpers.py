@@ -176,16 +176,18 @@ PROMETHEUS_PATH_SPELLINGS = (
 
 
 def raw_get(port: int, path: str, *, ca: Path | None = None, host: str = "127.0.0.1",
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+            headers: dict[str, str] | None = None,
+            host_header: str | None = None) -> tuple[int, bytes]:
     """(status, body) of ``GET path`` sent byte for byte (an HTTP client would normalise
-    it), over TLS when ``ca`` is given."""
+    it), over TLS when ``ca`` is given; ``Host`` is ``host:port`` unless ``host_header``."""
     sock: socket.socket = socket.create_connection((host, port), timeout=10)
     if ca is not None:
         sock = ssl.create_default_context(cafile=str(ca)).wrap_socket(sock,
                                                                        server_hostname=host)
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     with sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header or f'{host}:{port}'}\r\n"
+                     f"{extra}"
                      "Connection: close\r\n\r\n".encode())
         data = b""
         while chunk := sock.recv(65536):

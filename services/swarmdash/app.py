@@ -9,7 +9,7 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import codec, cors, metrics, sockets, wsframes
+from . import codec, cors, hosts, metrics, sockets, wsframes
 from .api import api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
@@ -87,6 +87,9 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     node = Node(settings, event_log, socketio, relay, registry=open_registry(settings),
                 rate_limiter=open_rate_limiter(settings, event_log))
     app.extensions["swarmdash"] = node
+    # Outermost, in front of Socket.IO's middleware too: DNS rebinding (see hosts.py).
+    policy = hosts.HostPolicy.from_settings(settings)
+    app.wsgi_app = hosts.guard(app.wsgi_app, policy)  # type: ignore[method-assign, assignment]
     app.register_blueprint(api)
     cors.install(app, OriginPolicy(settings.cors_allowed_origins))
     auth_web.install(app, AuthConfig.from_settings(settings))

@@ -79,6 +79,12 @@ class Settings:
         "Comma-separated origins allowed besides the node's own; empty = same origin only; "
         "* = any (refused in production).")
 
+    allowed_hosts: tuple[str, ...] = _env(
+        "ALLOWED_HOSTS", (),
+        "Comma-separated Host names the node answers (* = any; .example.com = it and its "
+        "subdomains); others get 400 (DNS rebinding). Empty: with auth off only IP "
+        "addresses, localhost and this host's names; with auth on any name.")
+
     # --- authentication --------------------------------------------------------------
     auth_disabled: bool = _env(
         "AUTH_DISABLED", False,
@@ -323,6 +329,18 @@ def _to_list(raw: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
+_HOST_NAME = re.compile(r"\*|\.?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]+")
+
+
+def _to_hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.lower() for h in _to_list(raw))
+    for host in hosts:
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError(f"{host!r} is not a host name like dash.example.com (no port, "
+                             "no scheme)")
+    return hosts
+
+
 def _to_api_keys(raw: str) -> tuple[str, ...]:
     from .auth.apikeys import parse_api_keys, split_entries
 
@@ -345,6 +363,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "CORS_ALLOWED_ORIGINS": _to_origins,
     "API_KEYS": _to_api_keys,
     "SECRET_KEY_PREVIOUS": _to_list,
+    "ALLOWED_HOSTS": _to_hosts,
 }
 
 

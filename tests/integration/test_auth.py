@@ -33,6 +33,7 @@ from tests.helpers import (
     RedisServer,
     free_port,
     node_env,
+    raw_get,
     start_node,
     viewer_token,
     wait_for,
@@ -445,5 +446,35 @@ def test_auth_disabled_node_says_so(secured: AuthNode, tmp_path: Path) -> None:
         finally:
             client.close()
         assert post(node.url, [log_event("open", "no key")], {}).status_code == 202
+    finally:
+        node.process.stop()
+
+
+def test_dns_rebinding_cannot_reach_an_open_demo_node(secured: AuthNode, tmp_path: Path) -> None:
+    """A page on http://rebind.example:<port>, its name made to resolve to 127.0.0.1, is the
+    node's "own" origin by Host and Origin: it could read and publish on an AUTH_DISABLED
+    demo. The node answers only names that cannot be rebound, the API and Socket.IO alike."""
+    port = free_port()
+    env = node_env(secured.redis.url, "open2", port,
+                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-auth-{secured.redis.port}")
+    node = start_node("open2", "gunicorn", env, tmp_path)
+    rebound = {"Host": f"rebind.example:{port}", "Origin": f"http://rebind.example:{port}"}
+    try:
+        for path in ("/api/v1/snapshot", "/", "/socket.io/?EIO=4&transport=polling"):
+            status, body = raw_get(port, path, headers={"Origin": rebound["Origin"]},
+                                   host_header=rebound["Host"])
+            assert status == 400, (path, status, body[:200])
+            assert "ALLOWED_HOSTS" in json.loads(body)["error"]
+        posted = requests.post(f"{node.url}/api/v1/events", json=[log_event("open", "x")],
+                               headers=rebound, timeout=5)
+        assert posted.status_code == 400
+        # names that cannot be rebound still work: the address, localhost
+        assert raw_get(port, "/api/v1/snapshot", host_header=f"localhost:{port}")[0] == 200
+        assert raw_get(port, "/api/v1/snapshot")[0] == 200
+        client = DashClient(node.url, token=None).connect()
+        try:
+            assert client.sio.connected
+        finally:
+            client.close()
     finally:
         node.process.stop()
