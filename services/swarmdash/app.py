@@ -17,6 +17,7 @@ from .auth.origins import OriginPolicy
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
 from .ratelimit import open_rate_limiter
+from .redact import packet_logger
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
@@ -78,8 +79,9 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         ping_timeout=settings.websocket_ping_timeout,
         max_http_buffer_size=settings.max_payload_bytes,
         transports=["polling", "websocket"] if settings.websocket_enabled else ["polling"],
-        logger=settings.socketio_debug,
-        engineio_logger=settings.socketio_debug,
+        # SOCKETIO_DEBUG: every packet logged, viewer tokens masked (redact.py)
+        logger=packet_logger("socketio") if settings.socketio_debug else False,
+        engineio_logger=packet_logger("engineio") if settings.socketio_debug else False,
     )
     event_log = event_log or open_event_log(settings)
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,

@@ -65,8 +65,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(s, async_mode=s.async_mode)
+    # Never Werkzeug's interactive debugger or reloader, FLASK_DEBUG or not: the debugger
+    # runs code for whoever reaches the port. (Flask's own run() reads FLASK_DEBUG from the
+    # environment, hence use_debugger for the threading server.)
+    no_debugger = {"use_debugger": False} if s.async_mode == "threading" else {}
     app.extensions["socketio"].run(app, host=s.host, port=s.port, allow_unsafe_werkzeug=True,
-                                   log_output=s.log_level == "debug")
+                                   log_output=s.log_level == "debug", debug=False,
+                                   use_reloader=False, **no_debugger)
     return 0
 
 

@@ -67,9 +67,13 @@ class Settings:
         "FALLBACK_PROBE_INTERVAL_MS", 15000,
         "How often a dashboard that gave up reconnecting probes the socket again, ms.",
         min=100, max=3_600_000)
-    flask_debug: bool = _env("FLASK_DEBUG", False, "Flask debug mode (never in production).")
+    flask_debug: bool = _env(
+        "FLASK_DEBUG", False,
+        "Development mode: skips the production checks (SECRET_KEY...); only with a loopback "
+        "HOST. Never starts Werkzeug's debugger.")
     socketio_debug: bool = _env(
-        "SOCKETIO_DEBUG", False, "Log every Socket.IO and Engine.IO packet.")
+        "SOCKETIO_DEBUG", False,
+        "Log every Socket.IO and Engine.IO packet (viewer tokens masked).")
     secret_key: str = _env(
         "SECRET_KEY", DEFAULT_SECRET_KEY,
         "Signs viewer tokens (and Flask's cookies); 32+ random characters, the same on every "
@@ -447,6 +451,8 @@ def _check_consistency(s: Settings) -> None:
 PLACEHOLDER_SECRET_KEYS = frozenset({
     "", DEFAULT_SECRET_KEY, "change-me", "changeme", "change-me-in-production",
     "your-secret-key", "your-secret-key-here", "secret", "secret-key", "replace-me"})
+#: The only HOSTs a node in FLASK_DEBUG mode may listen on.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 #: A SECRET_KEY shorter than this is refused in production (32 characters, e.g. token_hex(16)).
 MIN_SECRET_KEY_LENGTH = 32
 #: A SECRET_KEY whose estimated entropy is below this many bits is refused in production:
@@ -489,6 +495,10 @@ def check_serving(s: Settings) -> None:
     Every key in SECRET_KEY_PREVIOUS passes the checks of SECRET_KEY: a node accepts the
     tokens each of them signed."""
     if s.flask_debug:
+        if s.host.strip("[]").lower() not in LOOPBACK_HOSTS:
+            raise SettingsError(
+                f"FLASK_DEBUG=true skips the production checks (SECRET_KEY among them): only "
+                f"on a loopback HOST ({', '.join(sorted(LOOPBACK_HOSTS))}), not HOST={s.host}")
         return
     _check_secret("SECRET_KEY", s.secret_key)
     for i, previous in enumerate(s.secret_key_previous, 1):
