@@ -388,12 +388,23 @@ def _convert(f: Any, raw: str) -> Any:
     return raw.strip()
 
 
+def _read_secret_file(variable: str, path: str) -> str:
+    """The value of ``<NAME>_FILE``: the file's text without its final newline (Docker and
+    compose secrets are files under /run/secrets)."""
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(f"{variable}={path!r}: {exc.strerror or exc}") from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
     """Build and validate settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
     Real environment variables win over the file, as with docker-compose and systemd.
+    ``<NAME>_FILE`` gives a setting's value as the content of a file (a Docker secret) when
+    ``<NAME>`` itself is not set.
     """
     env = os.environ if environ is None else environ
     source: dict[str, str] = {}
@@ -405,6 +416,8 @@ def load_settings(
     values: dict[str, Any] = {}
     for f in fields(Settings):
         name = f.metadata["env"]
+        if name not in source and f"{name}_FILE" in source:
+            source[name] = _read_secret_file(f"{name}_FILE", source[f"{name}_FILE"])
         if name not in source:
             continue
         raw = source[name]

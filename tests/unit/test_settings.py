@@ -219,3 +219,18 @@ def test_every_credential_in_a_url_setting_is_masked(url: str, shown: str) -> No
         environ={"REDIS_URL": url, "MESSAGE_QUEUE_URL": url}, env_file=None)))
     assert values["REDIS_URL"] == values["MESSAGE_QUEUE_URL"] == shown
     assert "hunter2" not in repr(values)
+
+
+def test_a_setting_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret_key"
+    secret.write_text("from-a-docker-secret\n")
+    url = tmp_path / "redis_url"
+    url.write_text("redis://node:pw@redis:6379/0")
+    s = load_settings(environ={"SECRET_KEY_FILE": str(secret), "REDIS_URL_FILE": str(url)},
+                      env_file=None)
+    assert s.secret_key == "from-a-docker-secret" and s.redis_url == "redis://node:pw@redis:6379/0"
+    # the variable itself wins; a missing file names the variable
+    assert load_settings(environ={"SECRET_KEY": "direct", "SECRET_KEY_FILE": str(secret)},
+                         env_file=None).secret_key == "direct"
+    with pytest.raises(SettingsError, match="SECRET_KEY_FILE="):
+        load_settings(environ={"SECRET_KEY_FILE": str(tmp_path / "nope")}, env_file=None)
