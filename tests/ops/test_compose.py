@@ -256,8 +256,15 @@ def test_compose_secrets_give_the_nodes_a_redis_user_of_their_own(tmp_path: Path
     try:
         wait_for(lambda: _pong(redis.Redis(port=port, username="health", password="x")), 10,
                  message="redis-server with the ACL file")
+        # a container without the nodes' password can neither write nor forge a Socket.IO
+        # packet on the queue channel
         with pytest.raises(redis.AuthenticationError):
             anonymous.set("swarmdash:x", "1")
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.publish("swarmdash-queue", "forged")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            redis.Redis(port=port, username="health", password="x").publish(
+                "swarmdash-queue", "forged")
         (tmp_path / "url").write_text(url + "\n")
         env = node_env("", "acl1", free_port(), REDIS_URL_FILE=str(tmp_path / "url"),
                        MESSAGE_QUEUE_CHANNEL="swarmdash-queue")
