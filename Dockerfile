@@ -23,7 +23,8 @@ USER swarmdash
 EXPOSE 8050
 STOPSIGNAL SIGTERM
 
-# /health answers 503 while the node cannot reach Redis: such a node reports unhealthy.
+# /health answers 503 while this node alone cannot reach Redis, or Redis is away for longer
+# than REDIS_OUTAGE_GRACE: such a node reports unhealthy.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request as r; sys.exit(0 if r.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8050'), timeout=2).status == 200 else 1)"]
 

@@ -18,10 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import procstat, report
+from . import idle, procstat, report
 from .run import Options, Run, haproxy_maxconn
 from .sizes import SIZES
-from .systems import ALL, BENCH, POLLING, SWARMDASH
+from .systems import ALL, BENCH, NODE_BATCHED, POLLING, SWARMDASH, before
+
+#: Systems that run the connection-scale step: SwarmDash, its before column, the Node peer.
+SCALE_SYSTEMS = (SWARMDASH.key, "swarmdash-before", NODE_BATCHED.key)
 
 #: Open files the benchmark needs: every client is a socket in the load generator, two in
 #: HAProxy and one in a node; the children inherit the limit.
@@ -84,13 +87,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="taskset CPU list for the load generator processes, e.g. 1")
     p.add_argument("--write-docs", action="store_true",
                    help="regenerate docs/benchmarks.md from this run")
+    p.add_argument("--before", type=Path, default=None, metavar="DIR",
+                   help="another checkout of SwarmDash, run as the 'before' column")
+    p.add_argument("--idle", type=int, default=None, metavar="N",
+                   help="clients of the idle step (default: the size's; 0 skips it)")
+    p.add_argument("--scale", type=int, default=None, metavar="N",
+                   help="clients of the connection-scale step (default: the size's; 0 skips)")
     args = p.parse_args(argv)
     size = SIZES["quick" if args.quick else (args.size or "full")]
-    keys = [k for k in args.systems.split(",") if k] or [s.key for s in ALL]
-    unknown = set(keys) - {s.key for s in ALL}
+    candidates = [*ALL] + ([before(args.before)] if args.before else [])
+    keys = [k for k in args.systems.split(",") if k] or [s.key for s in candidates]
+    unknown = set(keys) - {s.key for s in candidates}
     if unknown:
         p.error(f"unknown system(s): {', '.join(sorted(unknown))}")
-    systems = [s for s in ALL if s.key in keys]
+    systems = [s for s in candidates if s.key in keys]
+    idle_n = size.idle_clients if args.idle is None else args.idle
+    scale_n = size.scale_clients if args.scale is None else args.scale
 
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt
@@ -108,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                             "rates": size.workload.rates(), "steps": list(size.steps),
                             "reference": size.reference, "measure_s": size.measure_s,
                             "loadgen_processes": size.loadgen_processes,
-                            "sources": size.sources, "all_every": size.all_every}
+                            "sources": size.sources, "all_every": size.all_every,
+                            "idle_clients": idle_n, "idle_rate": size.idle_rate,
+                            "scale_clients": scale_n}
     socket_systems = [s for s in systems if s is not POLLING]
     run = Run(Options(size, out, args.pin_loadgen), lambda w, d: None)
     want_polling = POLLING in systems
@@ -124,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
             if "polling" in r:
                 results[POLLING.key] = {"system": POLLING.key, "title": POLLING.title,
                                         **r.pop("polling")}
+            if idle_n and system.kind in ("swarmdash", "node"):
+                bar(f"{system.key}: idle step, {idle_n} clients", run.done)
+                r["idle_step"] = idle.idle(run, system, idle_n, size.idle_rate, size.settle_s)
+            if scale_n and system.key in SCALE_SYSTEMS:
+                bar(f"{system.key}: connection scale, {scale_n} clients", run.done)
+                r["scale_step"] = idle.scale(run, system, scale_n, size.connect_rate * 2,
+                                             size.settle_s, size.measure_s)
             results[system.key] = r
     except KeyboardInterrupt:
         bar.close()

@@ -20,17 +20,20 @@ class Size:
     connect_rate: float        # new connections per second
     all_every: int = 20        # every n-th client subscribes to all swarms, the others to one
     systems: tuple[str, ...] = field(default=())  # empty = every system
+    idle_clients: int = 0      # the idle step: clients on one node, nothing published
+    idle_rate: float = 2000    # their connections per second
+    scale_clients: int = 0     # the connection-scale step (0: not run)
 
 
 SIZES = {
     "quick": Size("quick", Workload(agents=100, swarms=5), steps=(100,), reference=100,
                   settle_s=0.8, measure_s=2.5, loadgen_processes=2, sources=20,
-                  connect_rate=200),
+                  connect_rate=200, idle_clients=200, idle_rate=400),
     "medium": Size("medium", Workload(agents=300, swarms=10), steps=(250, 500, 1000, 2000),
                    reference=250, settle_s=3.0, measure_s=6.0, loadgen_processes=3,
-                   sources=100, connect_rate=300),
+                   sources=100, connect_rate=300, idle_clients=2000),
     "full": Size("full", Workload(agents=1000, swarms=10),
                  steps=(500, 1000, 2000, 4000, 6000, 8000, 10000), reference=2000,
                  settle_s=5.0, measure_s=10.0, loadgen_processes=4, sources=250,
-                 connect_rate=400),
+                 connect_rate=400, idle_clients=2000, scale_clients=9000),
 }

@@ -35,6 +35,7 @@ class System:
     engine: str = ""  # gevent | eventlet | threading (SwarmDash), perevent | batched (Node)
     batched: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # another checkout of SwarmDash to run (the "before" column)
 
     @property
     def windows(self) -> dict[str, int]:
@@ -62,6 +63,13 @@ NO_DEFLATE = System("swarmdash-plain", "SwarmDash, no compression", "swarmdash",
 
 ALL = (SWARMDASH, POLLING, FSIO, NODE_PEREVENT, NODE_BATCHED, EVENTLET, THREADING,
        PER_CLIENT_DEFLATE, NO_DEFLATE)
+
+
+def before(source: Path) -> System:
+    """SwarmDash as another checkout has it (``--before DIR``): the before column of a change,
+    run in the same run as everything else."""
+    return System("swarmdash-before", "SwarmDash before (gevent)", "swarmdash", "gevent",
+                  source=str(source.resolve()))
 
 #: Settings of every node: quiet logs, quick stops, room for 10k+ websockets per node.
 NODE_ENV = {"LOG_LEVEL": "warning", "GRACEFUL_TIMEOUT": "2", "WORKER_CONNECTIONS": "30000",
@@ -111,8 +119,11 @@ class BenchCluster(LocalCluster):
                      "--no-control-socket", "-b", f"{node.host}:{self.state.ports.node}",
                      "bench.peers.flask_socketio_app:app"],
                     {**env, "PYTHONPATH": str(REPO)})
+        root = Path(s.source) if s.source else REPO
+        if s.source:
+            env = {**env, "PYTHONPATH": str(root / "services")}
         if s.engine == "gevent":  # the production server: gunicorn with infra/gunicorn.conf.py
-            config = REPO / "infra" / "gunicorn.conf.py"
+            config = root / "infra" / "gunicorn.conf.py"
             return [sys.executable, "-m", "gunicorn", "-c", str(config), "swarmdash.wsgi:app"], env
         return [sys.executable, "-m", "swarmdash.cli", "serve"], {**env, "ASYNC_MODE": s.engine}
 

@@ -40,6 +40,7 @@ const wire = new Set(); // every TCP socket of every client: bytes on the wire
 let wireBase = 0;
 const wireBytes = () => { let n = 0; for (const t of wire) n += t.bytesRead + t.bytesWritten; return n; };
 let closing = false;
+let reportedErrors = 0; // the first few connect errors go to the log (stderr)
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
 
@@ -113,16 +114,30 @@ function connectOne(cmd, index) {
       try {
         const ack = await socket.timeout(60000).emitWithAck("subscribe", {
           swarm: subscriptionOf(index, cmd), channels: ["agent", "task", "metric", "log"] });
-        if (!ack?.ok) counters.errors += 1;
+        if (!ack?.ok) {
+          counters.errors += 1;
+          if (reportedErrors++ < 5) console.error(`subscribe refused: ${JSON.stringify(ack)}`);
+        }
         else track.since = now();
         settle(!!ack?.ok);
-      } catch {
+      } catch (err) {
         counters.errors += 1;
+        if (reportedErrors++ < 5) console.error(`subscribe: ${err?.message}`);
         settle(false);
       }
     });
-    socket.on("connect_error", () => { counters.errors += 1; settle(false); });
-    socket.on("disconnect", () => { if (!closing) counters.disconnects += 1; settle(false); });
+    socket.on("connect_error", (err) => {
+      counters.errors += 1;
+      if (reportedErrors++ < 5) console.error(`connect_error: ${err?.message} ${err?.description ?? ""}`);
+      settle(false);
+    });
+    socket.on("disconnect", (reason) => {
+      if (!closing) {
+        counters.disconnects += 1;
+        if (reportedErrors++ < 5) console.error(`disconnect: ${reason}`);
+      }
+      settle(false);
+    });
   });
 }
 

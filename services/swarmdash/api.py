@@ -14,7 +14,7 @@ from . import metrics, registry
 from .auth.web import refuse_swarms
 from .batching import Subscription, event_id
 from .cursor import Cursor, format_id
-from .eventlog import BackendUnavailable, BatchKey, IdempotencyConflict
+from .eventlog import BackendUnavailable, BatchKey, IdempotencyConflict, StateLimitExceeded
 from .events import (
     CHANNELS,
     ValidationError,
@@ -101,6 +101,9 @@ def ingest() -> tuple[Response, int]:
     except IdempotencyConflict as exc:
         metrics.INGEST_REJECTED.labels(reason="idempotency_conflict").inc()
         return error(409, str(exc), idempotency_key=key)
+    except StateLimitExceeded as exc:  # a runaway publisher must not grow every snapshot
+        metrics.INGEST_REJECTED.labels(reason="state_limit").inc()
+        return error(422, str(exc), limit=exc.setting, swarm=exc.swarm, value=exc.limit)
     result: dict[str, Any] = {"accepted": len(ids), "cursor": ids[-1], "ids": ids}
     if duplicate:  # a retry of a batch already stored under this key: stored once
         result["duplicate"] = True
@@ -252,6 +255,16 @@ def health() -> tuple[Response, int]:
     else:
         body["auth"] = "enabled"
     return jsonify(body), 200 if ok else 503
+
+
+@api.get("/health/redis")
+def health_redis() -> tuple[Response, int]:
+    """Whether this node reaches Redis now (a fresh ping): what a peer that lost Redis asks
+    to tell its own outage from everyone's (storewatch.py)."""
+    node = current_node()
+    ok = node.event_log.embedded or node.event_log.ping()
+    return jsonify({"node": node.settings.node_name,
+                    "redis": "ok" if ok else "unreachable"}), 200 if ok else 503
 
 
 @api.get("/metrics")

@@ -9,7 +9,7 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import codec, cors, hosts, metrics, sockets, wsframes
+from . import codec, cors, hosts, metrics, patches, sockets
 from .api import api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
@@ -21,6 +21,7 @@ from .redact import packet_logger
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
+from .storewatch import STORE_STATUS_EVENT
 from .watchdog import SlowConsumerWatchdog
 
 log = logging.getLogger("swarmdash")
@@ -63,7 +64,6 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     check_serving(settings)  # production refusals: a placeholder SECRET_KEY, CORS *
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    wsframes.install(settings.websocket_compression)  # whole frames, compressed once
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, DEBUG=settings.flask_debug,
                       MAX_CONTENT_LENGTH=settings.max_payload_bytes)
@@ -83,6 +83,8 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         logger=packet_logger("socketio") if settings.socketio_debug else False,
         engineio_logger=packet_logger("engineio") if settings.socketio_debug else False,
     )
+    # whole frames, compressed once; under gevent, websockets without queues (patches.py)
+    patches.install(settings.websocket_compression, socketio.server.eio)
     event_log = event_log or open_event_log(settings)
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
@@ -118,9 +120,16 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         server.manager_initialized = True
         server.manager.initialize()
     relay.start()
+    if not event_log.embedded:
+        def tell_dashboards(status: dict[str, Any]) -> None:
+            server.emit(STORE_STATUS_EVENT, status, namespace="/", ignore_queue=True)
+
+        node.store.notify = tell_dashboards
+        socketio.start_background_task(node.store_watch_loop)
     metrics.CONNECTION_LIMIT.set(settings.worker_connections)
     metrics.CLIENT_LIMIT.set(settings.max_clients_per_node)
     socketio.start_background_task(node.heartbeat_loop)
-    watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep)
+    watchdog = SlowConsumerWatchdog(server.eio, settings.max_queue_size, socketio.sleep,
+                                    settings.max_queue_bytes, settings.slow_consumer_grace_s)
     socketio.start_background_task(watchdog.run)
     return app

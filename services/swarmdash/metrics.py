@@ -41,6 +41,9 @@ REDIS_ERRORS = Counter(f"{NS}_redis_errors_total", "Failed calls to Redis", ["co
 SLOW_CONSUMER_DROPS = Counter(f"{NS}_slow_consumer_drops_total",
                               "Clients disconnected because their queue overflowed",
                               registry=REGISTRY)
+REDIS_OUTAGE = Gauge(f"{NS}_redis_outage",
+                     "1 while this node cannot reach Redis, by scope: cluster (no peer reaches "
+                     "it either) or node (this node alone)", ["scope"], registry=REGISTRY)
 CLUSTER_NODES = Gauge(f"{NS}_cluster_nodes",
                       "Live nodes in the cluster registry, as this node sees it",
                       registry=REGISTRY)
@@ -52,9 +55,22 @@ FALLBACK_POLLS = Counter(f"{NS}_fallback_polls_total",
                          registry=REGISTRY)
 SUBSCRIBE = Counter(f"{NS}_subscribe_total", "subscribe requests by outcome", ["outcome"],
                     registry=REGISTRY)
+DEFAULT_SUBSCRIPTIONS = Counter(
+    f"{NS}_default_subscriptions_total",
+    "Clients that sent no subscribe in time and got DEFAULT_SUBSCRIPTION, by outcome "
+    "(ok or a subscribe error code)", ["outcome"], registry=REGISTRY)
 CONNECTS_REFUSED = Counter(f"{NS}_connects_refused_total",
-                           "Socket.IO connects refused by this node, by reason (node_full)",
+                           "Connects refused by this node, by reason (node_full, too_many_pending)",
                            ["reason"], registry=REGISTRY)
+PENDING_CONNECTIONS = Gauge(f"{NS}_pending_connections",
+                            "Connections without a Socket.IO session yet (MAX_PENDING_CONNECTIONS)",
+                            registry=REGISTRY)
+HANDSHAKE_TIMEOUTS = Counter(f"{NS}_handshake_timeouts_total",
+                             "Connections closed for no Socket.IO connect within "
+                             "HANDSHAKE_TIMEOUT", registry=REGISTRY)
+SESSIONS_EXPIRED = Counter(f"{NS}_sessions_expired_total",
+                           "Clients disconnected because their viewer token expired",
+                           registry=REGISTRY)
 CLIENT_LIMIT = Gauge(f"{NS}_client_limit", "Socket.IO clients this node accepts "
                      "(MAX_CLIENTS_PER_NODE)", registry=REGISTRY)
 

@@ -16,6 +16,7 @@ from .ratelimit import MemoryRateLimiter, RateLimiter
 from .registry import MemoryRegistry, Record, Registry
 from .relay import Relay
 from .settings import Settings
+from .storewatch import StoreWatch, peer_addresses
 
 VERSION = "0.1.0"
 log = logging.getLogger("swarmdash.node")
@@ -32,19 +33,36 @@ class Node:
     registry: Registry = field(default_factory=MemoryRegistry)
     rate_limiter: RateLimiter = field(default_factory=lambda: MemoryRateLimiter(0, 1))
     stopping: bool = False
+    #: Addresses of the other live nodes at the last heartbeat: asked during a Redis outage.
+    peers: list[str] = field(default_factory=list)
+    store: StoreWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.store = StoreWatch(self.event_log.ping, lambda: self.peers,
+                                grace=s.redis_outage_grace, peer_timeout=s.peer_check_timeout,
+                                ping_timeout=s.redis_timeout,
+                                on_back=self.relay.wake)
 
     @property
     def uptime(self) -> float:
         return time.time() - self.started
 
     def health(self) -> tuple[dict[str, Any], bool]:
+        """/health from the store watch: ok, degraded (Redis away for every node, within
+        REDIS_OUTAGE_GRACE: stay in the pool) or unavailable (leave it)."""
+        outage = None
         if self.event_log.embedded:
             store, ok = "embedded", True
         else:
-            ok = self.event_log.ping()
-            store = "ok" if ok else "unreachable"
+            if not self.store.checked:  # the watch has not run yet: look now
+                self.store.check()
+            ok = self.store.healthy()
+            store = "ok" if self.store.available else "unreachable"
+            if not self.store.available:
+                outage = self.store.status()
         body = {
-            "status": "ok" if ok else "unavailable",
+            "status": "unavailable" if not ok else "degraded" if outage else "ok",
             "node": self.settings.node_name,
             "websocket_clients": len(self.clients),
             "uptime": round(self.uptime, 3),
@@ -54,6 +72,8 @@ class Node:
                       "position": None if self.relay.position is None else
                       "{}-{}".format(*self.relay.position)},
         }
+        if outage is not None:
+            body["outage"] = outage
         return body, ok
 
 
@@ -75,7 +95,9 @@ class Node:
         """Write one heartbeat; False (logged, counted) when the registry is unreachable."""
         try:
             self.registry.beat(self.record(), self.settings.heartbeat_ttl)
-            metrics.CLUSTER_NODES.set(len(self.registry.live()))
+            live = self.registry.live()
+            metrics.CLUSTER_NODES.set(len(live))
+            self.peers = peer_addresses(live, self.settings.node_name)
         except Exception as exc:  # Redis down: the node keeps serving; the TTL tells the rest
             metrics.REDIS_ERRORS.labels(component="registry").inc()
             log.warning("heartbeat failed: %s", exc)
@@ -86,6 +108,10 @@ class Node:
         while not self.stopping:
             self.beat()
             self.socketio.sleep(self.settings.heartbeat_interval)
+
+    def store_watch_loop(self) -> None:
+        s = self.settings
+        self.store.run(self.socketio.sleep, s.store_check_interval, lambda: not self.stopping)
 
     def leave(self) -> None:
         """Stopping on purpose: drop out of the live nodes now rather than after the TTL."""

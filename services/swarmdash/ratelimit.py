@@ -97,6 +97,11 @@ class MemoryRateLimiter(RateLimiter):
             self._buckets[key_id] = (tokens, now)
             return Decision(False, (cost - tokens) / self.rate)
 
+    def forget(self, key_id: str) -> None:
+        """Drop the bucket of a key that is gone (a closed connection)."""
+        with self._lock:
+            self._buckets.pop(key_id, None)
+
 
 class RedisRateLimiter(RateLimiter):
     """Buckets in Redis, shared by every node of the cluster."""

@@ -13,14 +13,15 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import metrics
+from . import codec, metrics
 from .batching import Emission, Room, Subscription, event_id, replay_emissions
 from .cursor import Cursor, StreamId
-from .eventlog import BackendUnavailable, EventLog
+from .eventlog import BackendUnavailable, EventLog, Snapshot
 from .events import Event, channel_key
+from .fanout import Fanout, corked
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,15 @@ class SubscribeError(Exception):
         self.detail = detail or code
 
 
+class _Flight:
+    """A snapshot read that other subscribers wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Snapshot | None = None
+        self.error: BaseException | None = None
+
+
 class Relay:
     def __init__(self, settings: Settings, event_log: EventLog, server: Any,
                  sleep: Callable[[float], None], spawn: Callable[..., Any],
@@ -42,6 +52,7 @@ class Relay:
         self.settings = settings
         self.log = event_log
         self.server = server  # python-socketio Server: emit / enter_room / leave_room
+        self.fanout = Fanout(server)
         self.sleep = sleep
         self.spawn = spawn
         self.clock = clock
@@ -51,7 +62,12 @@ class Relay:
         self._by_swarm: dict[str, set[str]] = {}
         self.clients: dict[str, dict[tuple[str, str | None], Room]] = {}
         self._lock = threading.Lock()
+        self._flights: dict[str | None, _Flight] = {}  # snapshots being read, by swarm
+        self._flights_lock = threading.Lock()
         self._running = False
+        self._woken = False
+        #: Called with every event read, after its rooms (see legacy.py); under the lock.
+        self.listeners: list[Callable[[Event], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -82,7 +98,7 @@ class Relay:
                     log.warning("relay lost the event log (%s); retrying", exc)
                 self.connected = False
                 metrics.REDIS_ERRORS.labels(component="relay").inc()
-                self.sleep(backoff)
+                self._back_off(backoff)
                 backoff = min(backoff * 2, s.relay_retry_max_s)
                 continue
             except Exception:  # a bug must not kill the relay of a live node
@@ -91,8 +107,20 @@ class Relay:
                 backoff = min(backoff * 2, s.relay_retry_max_s)
                 continue
             if events:
-                with self._lock:
+                with self._lock, corked():  # one write per client for the whole read
                     self._process(events)
+
+    def wake(self) -> None:
+        """The store is back (the store watch saw it): end the relay's back-off now."""
+        self._woken = True
+
+    def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next try, or less if :meth:`wake` is called."""
+        deadline = time.monotonic() + seconds
+        step = self.settings.flush_tick_ms / 1000
+        while self._running and not self._woken and time.monotonic() < deadline:
+            self.sleep(min(step, max(0.0, deadline - time.monotonic())))
+        self._woken = False
 
     def _process(self, events: list[Event]) -> None:
         assert self.position is not None
@@ -109,6 +137,11 @@ class Relay:
                             self._emit(room, emission, now)
                 except Exception:  # one bad event or room must not stall the others
                     log.exception("relay: room %s failed on event %s", name, event.get("id"))
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("relay: a listener failed on event %s", event.get("id"))
         metrics.RELAY_LAG.set(max(0.0, now - self.position[0] / 1000))
 
     def _candidates(self, swarm: str) -> list[str]:
@@ -120,7 +153,7 @@ class Relay:
             self.sleep(tick)
             if self.position is None:
                 continue
-            with self._lock:
+            with self._lock, corked():  # one write per client per tick
                 now = self.clock()
                 for room in list(self.rooms.values()):
                     try:
@@ -130,9 +163,8 @@ class Relay:
                         log.exception("relay: flushing room %s failed", room.name)
 
     def _emit(self, room: Room, emission: Emission, now: float) -> None:
-        self.server.emit(emission.event, emission.payload, to=room.name, namespace="/",
-                         ignore_queue=True)
-        metrics.record_emission(emission.event, emission.size, len(room.members),
+        reached = self.fanout.emit(room.name, emission.event, emission.payload)
+        metrics.record_emission(emission.event, emission.size, reached,
                                 now - emission.oldest_ts)
 
     # --- subscriptions ------------------------------------------------------------------
@@ -158,7 +190,7 @@ class Relay:
                     raise SubscribeError("invalid_cursor", "cursor is ahead of the stream")
                 gap = since.lowest < trimmed
             if since is None or gap:
-                snap = self.log.snapshot(None if sub.swarm == "*" else sub.swarm)
+                snap = self._snapshot(None if sub.swarm == "*" else sub.swarm)
                 snapshot = snapshot_of(sub, snap)
                 since = Cursor.at(snap.cursor)
             self._wait_for(since.base)
@@ -174,6 +206,30 @@ class Relay:
             ack["snapshot"] = snapshot
         return ack
 
+    def _snapshot(self, swarm: str | None) -> Snapshot:
+        """One read of a swarm's snapshot for every subscriber asking at the same time: a
+        burst of dashboards subscribing shares it (each then catches up from its cursor)."""
+        with self._flights_lock:
+            flight = self._flights.get(swarm)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[swarm] = _Flight()
+        if leader:
+            try:
+                flight.result = self.log.snapshot(swarm)
+            except BaseException as exc:
+                flight.error = exc
+            finally:
+                with self._flights_lock:
+                    del self._flights[swarm]
+                flight.done.set()
+        else:
+            flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        assert flight.result is not None
+        return flight.result
+
     def _wait_for(self, target: StreamId) -> None:
         deadline = time.monotonic() + max(5.0, self.settings.relay_block_ms / 1000 * 2)
         while self.position is None or self.position < target:
@@ -185,6 +241,8 @@ class Relay:
                            since: Cursor) -> tuple[Room, int, str] | None:
         """Read what was missed (outside the lock), then replay and join (under it).
 
+        At most REPLAY_SCAN_LIMIT entries of the log are read, whatever the filter: past
+        that (or past REPLAY_LIMIT matching events) the answer is None, a snapshot instead.
         The room may hold events waiting for their window.  Events the client lacks are
         replayed only up to the room's delivered position of each channel; the rest reach
         it with the room's next flush.  If the client is *ahead* of the room (it comes from
@@ -194,6 +252,8 @@ class Relay:
         keys = (*sub.channels, "alert")
         fetched = since.lowest
         missed: list[Event] = []
+        missed_bytes = 0
+        scanned, scan_limit = 0, self.settings.replay_scan_limit
         while True:
             with self._lock:
                 assert self.position is not None
@@ -207,7 +267,11 @@ class Relay:
                 targets = {k: room.position(k, head) if room else head for k in keys}
                 if fetched >= max(targets.values()):
                     return self._join(sid, sub, room, missed, targets)
-            batch = self.log.read(fetched, self.settings.relay_read_count)
+            if scanned >= scan_limit:  # a sparse filter must not make us read the stream
+                return None
+            batch = self.log.read(fetched, min(self.settings.relay_read_count,
+                                               scan_limit - scanned))
+            scanned += len(batch)
             if not batch:  # the stream holds nothing more (trimmed or caught up)
                 fetched = max(targets.values())
                 continue
@@ -216,7 +280,9 @@ class Relay:
                 fetched = eid
                 if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
                     missed.append(event)
-            if len(missed) > self.settings.replay_limit:
+                    missed_bytes += len(codec.dumps(event))
+            if (len(missed) > self.settings.replay_limit
+                    or missed_bytes > self.settings.max_queue_bytes):
                 return None
 
     def _join(self, sid: str, sub: Subscription, room: Room | None, missed: list[Event],
@@ -258,6 +324,29 @@ class Relay:
                 return []
             self._leave(sid, room)
             return [room.name]
+
+    def release(self, sid: str, identities: Iterable[tuple[str, str | None]]) -> str | None:
+        """End these subscriptions of ``sid`` with nothing of theirs left undelivered.
+
+        Their rooms first flush what they hold (a window closes early for their other
+        members too), so the client has everything up to one stream position; the
+        returned cursor of that position lets a new subscription of the same client go on
+        without a hole or a duplicate.  None when the relay has read nothing yet.
+        """
+        with self._lock:
+            if self.position is None:
+                return None
+            head, now = self.position, self.clock()
+            held = self.clients.get(sid, {})
+            for identity in identities:
+                room = held.pop(identity, None)
+                if room is None:
+                    continue
+                for channel in sorted(room.sub.channels):
+                    if room.position(channel, head) < head:
+                        self._emit(room, room.flush(channel, head, now), now)
+                self._leave(sid, room)
+            return Cursor.at(head).encode()
 
     def disconnect(self, sid: str) -> None:
         with self._lock:

@@ -178,6 +178,21 @@ class Settings:
         "Seconds a node that stopped heartbeating stays a Prometheus target (so `up == 0` "
         "shows it down).", min=0, max=86400 * 7)
 
+    # --- Redis outages ----------------------------------------------------------------
+    redis_outage_grace: float = _env(
+        "REDIS_OUTAGE_GRACE", 30.0,
+        "Seconds a Redis outage that every node sees may last with the nodes kept in the "
+        "proxy's pool and their sessions open (ingest answers 503 meanwhile); past it /health "
+        "answers 503. A node that alone loses Redis answers 503 at once.", min=0, max=3600)
+    store_check_interval: float = _env(
+        "STORE_CHECK_INTERVAL", 0.5,
+        "Seconds between two Redis pings of a node's store watch (what /health reports).",
+        min=0.05, max=60)
+    peer_check_timeout: float = _env(
+        "PEER_CHECK_TIMEOUT", 1.0,
+        "Seconds a node without Redis waits for a peer to say whether it reaches Redis.",
+        min=0.05, max=60)
+
     # --- batching and relay ----------------------------------------------------------
     batch_window_agent_ms: int = _env(
         "BATCH_WINDOW_AGENT_MS", 200, "Batch window of agent updates, ms.", min=0, max=60000)
@@ -206,19 +221,50 @@ class Settings:
         "FLUSH_TICK_MS", 20, "Resolution of the batch timers, ms.", min=1, max=1000)
     replay_limit: int = _env(
         "REPLAY_LIMIT", 20000,
-        "Most events replayed on a resume; beyond it the client gets a snapshot (gap).",
+        "Most events replayed on a resume; beyond it (or beyond MAX_QUEUE_BYTES of events) "
+        "the client gets a snapshot (gap).",
         min=1, max=10_000_000)
+    replay_scan_limit: int = _env(
+        "REPLAY_SCAN_LIMIT", 20_000,
+        "Most stream entries one resume reads, matching its filter or not; beyond it the "
+        "client gets a snapshot (gap). At least REPLAY_LIMIT.", min=1, max=10_000_000)
+
+    # --- clients that never subscribe (the original SwarmBot dashboard) ----------------
+    default_subscription: str = _env(
+        "DEFAULT_SUBSCRIPTION", "all",
+        "What a client that sends no subscribe within DEFAULT_SUBSCRIPTION_AFTER_MS gets: "
+        "all (every swarm its token allows, every channel, as the original dashboard "
+        "expects) or none.", choices=("all", "none"))
+    default_subscription_after_ms: int = _env(
+        "DEFAULT_SUBSCRIPTION_AFTER_MS", 2000,
+        "How long a new client has to send its own subscribe before it gets "
+        "DEFAULT_SUBSCRIPTION, ms.", min=10, max=600_000)
 
     # --- limits ----------------------------------------------------------------------
     max_queue_size: int = _env(
-        "MAX_QUEUE_SIZE", 1000, "Outgoing packets queued for one client before it is dropped.",
+        "MAX_QUEUE_SIZE", 1000, "Writes waiting for one client before it is dropped.",
         min=1, max=1_000_000)
+    max_queue_bytes: int = _env(
+        "MAX_QUEUE_BYTES", 16 * 1024 * 1024,
+        "Bytes waiting for one client before it is dropped.", min=4096, max=1 << 34)
+    slow_consumer_grace_s: float = _env(
+        "SLOW_CONSUMER_GRACE_S", 5.0,
+        "A client over MAX_QUEUE_SIZE or MAX_QUEUE_BYTES that takes nothing for this long "
+        "is dropped.", min=1.0, max=3600.0)
     max_room_size: int = _env(
         "MAX_ROOM_SIZE", 10000, "Clients of one node in one subscription room.", min=1,
         max=1_000_000)
     max_subscriptions: int = _env(
         "MAX_SUBSCRIPTIONS_PER_CLIENT", 20, "Subscriptions one client may hold.", min=1,
         max=10000)
+    subscribe_rate_limit: float = _env(
+        "SUBSCRIBE_RATE_LIMIT", 1.0,
+        "Subscribes per second one connection may make beyond SUBSCRIBE_BURST; more are "
+        "refused (rate_limited); 0 = unlimited.", min=0, max=100_000)
+    subscribe_burst: int = _env(
+        "SUBSCRIBE_BURST", 20,
+        "Subscribes one connection may make at once (the token bucket's size).", min=1,
+        max=100_000)
     max_events_per_request: int = _env(
         "MAX_EVENTS_PER_REQUEST", 1000, "Events in one ingest request.", min=1, max=1_000_000)
     max_payload_bytes: int = _env(
@@ -243,6 +289,27 @@ class Settings:
         "Socket.IO clients one node accepts; beyond it a connect is refused (node_full). "
         "Keep it below WORKER_CONNECTIONS so HTTP requests still get through.", min=1,
         max=1_000_000)
+    max_pending_connections: int = _env(
+        "MAX_PENDING_CONNECTIONS", 200,
+        "Connections one node holds that have not completed the Socket.IO connect yet; "
+        "beyond it a new one is refused (401). MAX_CLIENTS_PER_NODE plus this stays below "
+        "WORKER_CONNECTIONS.", min=1, max=1_000_000)
+    handshake_timeout: float = _env(
+        "HANDSHAKE_TIMEOUT", 5.0,
+        "Seconds a connection may stay open without completing the Socket.IO connect (with "
+        "a valid viewer token); then the node closes it.", min=0.5, max=300)
+    max_agents_per_swarm: int = _env(
+        "MAX_AGENTS_PER_SWARM", 1000,
+        "Agents the state of one swarm holds; a batch that would add one more is refused "
+        "(422).", min=1, max=1_000_000)
+    max_swarms: int = _env(
+        "MAX_SWARMS", 1000,
+        "Swarms the event log knows (every swarm an event was ever sent for); a batch for "
+        "one more is refused (422).", min=1, max=1_000_000)
+    max_open_tasks_per_swarm: int = _env(
+        "MAX_OPEN_TASKS_PER_SWARM", 2000,
+        "Queued or running tasks the state of one swarm holds; a batch that would open one "
+        "more is refused (422).", min=1, max=1_000_000)
 
     # --- derived ---------------------------------------------------------------------
     @property
@@ -450,10 +517,15 @@ def _check_consistency(s: Settings) -> None:
         raise SettingsError(
             f"INGEST_BURST={s.ingest_burst} is below MAX_EVENTS_PER_REQUEST="
             f"{s.max_events_per_request}: a full request could never be accepted")
-    if s.max_clients_per_node >= s.worker_connections:
+    if s.max_clients_per_node + s.max_pending_connections >= s.worker_connections:
         raise SettingsError(
-            f"MAX_CLIENTS_PER_NODE={s.max_clients_per_node} must be below WORKER_CONNECTIONS="
+            f"MAX_CLIENTS_PER_NODE={s.max_clients_per_node} plus MAX_PENDING_CONNECTIONS="
+            f"{s.max_pending_connections} must be below WORKER_CONNECTIONS="
             f"{s.worker_connections}, or the HTTP API and health checks starve when it is full")
+    if s.replay_scan_limit < s.replay_limit:
+        raise SettingsError(
+            f"REPLAY_SCAN_LIMIT={s.replay_scan_limit} is below REPLAY_LIMIT={s.replay_limit}: "
+            "a resume could never replay REPLAY_LIMIT events")
     if s.message_queue_url and s.embedded:
         raise SettingsError(
             "MESSAGE_QUEUE_URL is set but REDIS_URL is empty: a multi-node setup needs the "

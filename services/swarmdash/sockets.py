@@ -1,4 +1,7 @@
-"""Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, disconnect."""
+"""Socket.IO handlers (namespace ``/``): connect, subscribe, unsubscribe, refresh_token,
+disconnect.
+
+The original dashboard's events (ping, join_room, leave_room) are in legacy.py."""
 
 from __future__ import annotations
 
@@ -9,15 +12,19 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
-from . import metrics
+from . import legacy, metrics
 from .auth.config import AuthConfig
 from .auth.socket import SocketGate
 from .batching import Subscription
 from .cursor import Cursor
+from .deadlines import Deadlines
 from .eventlog import Snapshot
 from .events import CHANNELS, valid_agent_id, valid_swarm_name
 from .node import Node
+from .ratelimit import MemoryRateLimiter
 from .relay import SubscribeError
+from .settings import Settings
+from .storewatch import STORE_STATUS_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +96,14 @@ def _drop_clients_that_send_malformed_packets(socketio: SocketIO) -> None:
     server.eio.on("message", on_message)
 
 
+def _rate_limited(s: Settings, retry_after: float) -> dict[str, Any]:
+    wait = round(retry_after, 3)
+    return {"ok": False, "error": "rate_limited", "retry_after": wait,
+            "detail": f"more than SUBSCRIBE_BURST={s.subscribe_burst} subscribes at once or "
+                      f"SUBSCRIBE_RATE_LIMIT={s.subscribe_rate_limit:g}/s on this "
+                      f"connection; retry after {wait:g} s"}
+
+
 def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
     return snap.view(sub.agent_id)
 
@@ -96,6 +111,13 @@ def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
 def register(socketio: SocketIO, node: Node) -> None:
     relay = node.relay
     gate = SocketGate(AuthConfig.from_settings(node.settings))
+    s = node.settings
+    subscribes = MemoryRateLimiter(s.subscribe_rate_limit, s.subscribe_burst)  # by sid
+    deadlines = Deadlines(socketio.server, gate, max_pending=s.max_pending_connections,
+                          timeout=s.handshake_timeout, sleep=socketio.sleep)
+    deadlines.install()
+    socketio.start_background_task(deadlines.run)
+    compat = legacy.register(socketio, node, gate)  # the original dashboard's client
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -106,23 +128,30 @@ def register(socketio: SocketIO, node: Node) -> None:
             raise ConnectionRefusedError(f"node_full: {detail}",
                                          {"error": "node_full", "detail": detail})
         viewer = gate.admit(request.sid, auth, request.environ)  # type: ignore[attr-defined]
+        deadlines.watch(request.sid)  # type: ignore[attr-defined]
         node.clients.add(request.sid)  # type: ignore[attr-defined]
+        compat.connected(request.sid)  # type: ignore[attr-defined]
         metrics.CLIENTS.set(len(node.clients))
         emit("connection_established", {"sid": request.sid,  # type: ignore[attr-defined]
                                         "node": node.settings.node_name,
                                         "server_time": time.time(),
                                         "viewer": viewer.describe()}, ignore_queue=True)
+        if not node.store.available:  # it joins during a Redis outage: say so at once
+            emit(STORE_STATUS_EVENT, node.store.status(), ignore_queue=True)
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:
         sid = request.sid  # type: ignore[attr-defined]
         node.clients.discard(sid)
         gate.forget(sid)
+        subscribes.forget(sid)
+        compat.disconnected(sid)
         metrics.CLIENTS.set(len(node.clients))
         relay.disconnect(sid)
 
     @socketio.on("subscribe")
     def on_subscribe(data: Any = None, *extra: Any) -> dict[str, Any]:
+        compat.subscribing(request.sid)  # type: ignore[attr-defined]
         try:
             _one_payload(extra)
             sub, since = parse_subscription(data)
@@ -130,6 +159,10 @@ def register(socketio: SocketIO, node: Node) -> None:
             if refusal is not None:
                 metrics.SUBSCRIBE.labels(outcome=refusal["error"]).inc()
                 return refusal
+            decision = subscribes.take(request.sid, 1)  # type: ignore[attr-defined]
+            if not decision.allowed:  # each one may read the log: bound how often
+                metrics.SUBSCRIBE.labels(outcome="rate_limited").inc()
+                return _rate_limited(s, decision.retry_after)
             ack = relay.subscribe(request.sid, sub, since, _snapshot_view)  # type: ignore[attr-defined]
         except BadRequest as exc:
             metrics.SUBSCRIBE.labels(outcome="bad_request").inc()
@@ -150,6 +183,19 @@ def register(socketio: SocketIO, node: Node) -> None:
         rooms = relay.unsubscribe(request.sid, sub.swarm, sub.agent_id)  # type: ignore[attr-defined]
         return {"ok": True, "rooms": rooms}
 
+    @socketio.on("refresh_token")
+    def on_refresh_token(data: Any = None, *extra: Any) -> dict[str, Any]:
+        """A new viewer token for this live connection, before the current one expires."""
+        sid = request.sid  # type: ignore[attr-defined]
+        try:
+            _one_payload(extra)
+        except BadRequest as exc:
+            return {"ok": False, "error": "bad_request", "detail": str(exc)}
+        ack = gate.refresh(sid, data, {swarm for swarm, _ in list(relay.clients.get(sid, {}))})
+        if ack["ok"]:
+            deadlines.watch(sid)
+        return ack
+
     def on_unknown(*args: Any) -> dict[str, Any]:
         """Any other event: an ack that says so (without a handler the client would wait).
 
@@ -161,7 +207,8 @@ def register(socketio: SocketIO, node: Node) -> None:
             .is_connected(args[1], "/")
         event = str(args[0])[:64] if named else "*"
         return {"ok": False, "error": "unknown_event",
-                "detail": f"unknown event {event!r}: send subscribe or unsubscribe"}
+                "detail": f"unknown event {event!r}: send subscribe, unsubscribe or "
+                          "refresh_token"}
 
     socketio.server.on("*", on_unknown, namespace="/")
     _drop_clients_that_send_malformed_packets(socketio)

@@ -47,6 +47,7 @@ class Watcher:
         self.sio = socketio.Client(reconnection=True, reconnection_delay_max=5)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("session_expired", self._on_expired)
         for name in (*BATCH_EVENTS.values(), SYSTEM_ALERT, AGENT_CRITICAL):
             self.sio.on(name, self._handler(name))
 
@@ -73,6 +74,13 @@ class Watcher:
 
     def _on_disconnect(self, reason: Any = None) -> None:
         self._print(f"# disconnected ({reason}); reconnecting from {self.cursor}")
+
+    def _on_expired(self, notice: Any = None) -> None:
+        """The node ends the connection at the token's expiry: stop, saying what to do."""
+        detail = notice.get("detail") if isinstance(notice, dict) else None
+        self._print(f"# {detail or 'the viewer token has expired'} "
+                    "(a new token: swarmdash token)")
+        self.done.set()
 
     def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
         def handle(message: dict[str, Any]) -> None:

@@ -1,30 +1,21 @@
-"""How websocket frames are written: whole, and compressed once for every client.
-
-simple-websocket (the websocket server of the gevent and threading engines) has two costs
-that grow with the number of clients, fixed here for every connection made after
-:func:`install`:
-
-**Whole frames.** It writes each frame with a single ``socket.send()``. A socket takes
-only what fits in its send buffer, so with a large batch, a slow reader or many clients
-the rest of the frame was silently dropped: the client's parser then waited forever for
-the missing bytes and the connection went dead without an error (measured: a resume
-replaying more than ~7 MB never completed). Each websocket here gets a socket whose
-``send()`` writes all of its data, one frame at a time (a lock keeps a ping or pong from
-landing inside a data frame).
+"""Websocket frames as a server writes them: whole, and compressed once for every client.
 
 **Compression once per message** (``WEBSOCKET_COMPRESSION=shared``, the default). Browsers
-and the Node.js client offer permessage-deflate, and simple-websocket accepted it with a
-compression context per connection: every batch sent to a room was deflated again for
-every member. Under 500 clients that was 45% of a node's CPU. Here the server answers the
+and the Node.js client offer permessage-deflate; a compression context per connection
+deflates every batch sent to a room again for every member. Here the server answers the
 offer with ``server_no_context_takeover`` (RFC 7692 lets a server always add it), so a
 message compresses to the same bytes for every client. The client still inflates
 normally; only the cross-message dictionary is lost, which batches of JSON hardly need.
-``per-client`` keeps the stock behaviour; ``off`` declines compression.
+``per-client`` keeps a context per connection; ``off`` declines compression.
 
 **One frame per message.** A server's frames are not masked, so with plain or shared
 compression a message's whole frame (header and payload) is the same for every client: it
-is built once and each client's writer only writes it (:class:`FrameCache`, bounded by
-:data:`CACHE_BYTES`), instead of encoding, compressing and framing it again per client.
+is built once (:func:`text_frame`; :class:`FrameCache` where the caller is a per-client
+writer) instead of being encoded, compressed and framed again per client.
+
+**Whole frames.** :class:`CompleteSends` is a socket whose ``send()`` writes all of its
+data, one frame at a time. How these are put into simple-websocket is in
+:mod:`swarmdash.patches`.
 """
 
 from __future__ import annotations
@@ -42,9 +33,6 @@ CACHE_BYTES = 16 * 1024 * 1024
 CACHE_MESSAGE_MAX = 1024 * 1024
 MODES = ("shared", "per-client", "off")
 
-_installed: str | None = None
-
-
 class CompleteSends:
     """A socket proxy whose ``send()`` is ``sendall()``, serialised between writers."""
 
@@ -56,6 +44,10 @@ class CompleteSends:
         with self._lock:
             self._sock.sendall(data, *flags)
         return len(data)
+
+    @property
+    def inner(self) -> Any:
+        return self._sock
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -141,7 +133,7 @@ def frame_style(connection: Any) -> int | None:
     return UNCACHED
 
 
-def _extension_classes() -> tuple[type, type]:
+def extension_classes() -> tuple[type, type]:
     from wsproto.extensions import PerMessageDeflate
 
     class SharedDeflate(PerMessageDeflate):
@@ -162,44 +154,3 @@ def _extension_classes() -> tuple[type, type]:
     return SharedDeflate, NoDeflate
 
 
-def install(compression: str = "shared") -> None:
-    """Patch simple-websocket for connections made from now on. Call once per process
-    (the last mode wins); a no-op where simple-websocket is not used (eventlet)."""
-    global _installed
-    if compression not in MODES:
-        raise ValueError(f"compression must be one of {', '.join(MODES)}")
-    try:
-        from simple_websocket import ws
-    except ImportError:  # the eventlet engine uses eventlet's own websocket
-        return
-    if _installed is None:
-        original_init = ws.Base.__init__
-        stock_deflate = ws.PerMessageDeflate
-
-        def __init__(self: Any, sock: Any = None, *args: Any, **kwargs: Any) -> None:
-            if sock is not None and not isinstance(sock, CompleteSends):
-                sock = CompleteSends(sock)
-            original_init(self, sock, *args, **kwargs)  # the handshake happens here
-            self._frame_style = frame_style(self.ws)
-
-        original_send = ws.Base.send
-
-        def send(self: Any, data: Any) -> None:
-            """Text messages as whole frames from :data:`CACHE` where the connection's
-            framing allows (plain, or shared deflate); anything else as before."""
-            style = getattr(self, "_frame_style", UNCACHED)
-            if style != UNCACHED and isinstance(data, str) and self.connected:
-                self.sock.send(CACHE.get(data, style))
-                return
-            original_send(self, data)
-
-        ws.Base.__init__ = __init__
-        ws.Base.send = send
-        ws._swarmdash_stock_deflate = stock_deflate
-    shared, off = _extension_classes()
-    # simple-websocket names PerMessageDeflate when it accepts a connection.
-    ws.PerMessageDeflate = {
-        "shared": shared, "off": off,
-        "per-client": ws._swarmdash_stock_deflate,
-    }[compression]
-    _installed = compression

@@ -5,6 +5,7 @@ shows that swarm only."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +95,23 @@ def test_an_old_query_link_fills_the_form_and_signs_in_with_a_click(
     wait_for_state(page, "websocket")
     assert page.evaluate("window.__swarmdash.status().viewer.name") == "bob"
     assert problems == []
+
+
+def test_a_live_page_asks_for_a_new_sign_in_when_its_token_expires(
+        swarm_nodes: Swarm, bare_page: tuple[Page, list[str]]) -> None:
+    page, problems = bare_page
+    swarm = "bt-expiring"
+    sign_in(page, swarm_nodes.page_url, viewer_token([swarm], ttl=4))
+    wait_for_state(page, "websocket")
+    wait_for_state(page, "signed-out")
+    expect(page.locator("#connection-text")).to_contain_text("sign-in expired")
+    expect(page.locator("#connection")).to_have_attribute("title", re.compile("expired"))
+    assert page.evaluate("window.__swarmdash.status().mode") == "signed-out"
+    assert problems == []
+
+
+def sign_in(page: Page, base: str, token: str) -> None:
+    """Sign in as a person does: the link `swarmdash token` prints, then the button."""
+    page.goto(f"{base}/login#token={token}")
+    with page.expect_navigation():
+        page.click("button[type=submit]")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import requests
 from playwright.sync_api import Page
 
 from swarmdash.localcluster import LocalCluster
-from tests.helpers import AUTH_ENV
+from tests.helpers import AGENT_HEADERS, AUTH_ENV
 from tests.proxy.conftest import start_cluster
 
 from .conftest import NODE_SETTINGS, log_events, publish, shown_seqs, wait_for_seqs, wait_for_state
@@ -63,3 +66,35 @@ def test_serving_node_killed_page_resumes_on_another_with_every_event_once(
     assert status["node"] == other.name
     # the node resent exactly what was missed: nothing had to be dropped as a duplicate
     assert page.evaluate("window.__swarmdash.stats().duplicates") == 0
+
+
+def test_redis_frozen_page_shows_the_store_unavailable_and_resumes_by_itself(
+        cluster: LocalCluster, page: Page) -> None:
+    """Redis away for every node: the page keeps its connection, says the store is
+    unavailable, and shows the stream again, every event once, when Redis is back."""
+    swarm = "bt-store"
+    page.goto(f"{cluster.http_url}/#swarm={swarm}")
+    wait_for_state(page, "websocket")
+    page.wait_for_function(
+        "window.__swarmdash.status().subscriptions.every((s) => s.subscribed)", timeout=15000)
+    url = cluster.http_url  # through HAProxy, which keeps every node during the outage
+    publish(url, log_events(swarm, range(0, 10)))
+    wait_for_seqs(page, swarm, 10)
+    reconnects = page.evaluate("window.__swarmdash.stats().reconnects")
+    pid = cluster.state.pids["redis"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for_state(page, "store-unavailable")
+        text = page.inner_text("#connection-text")
+        assert "store unavailable" in text, text
+        refused = requests.post(f"{url}/api/v1/events", json=log_events(swarm, range(10, 11)),
+                                headers=AGENT_HEADERS, timeout=10)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for_state(page, "websocket")
+    publish(url, log_events(swarm, range(10, 20)))
+    wait_for_seqs(page, swarm, 20)
+    assert shown_seqs(page, swarm) == list(range(20)), "missing, repeated or out of order"
+    assert page.evaluate("window.__swarmdash.stats().reconnects") == reconnects, \
+        "the page reconnected during the outage"

@@ -24,6 +24,7 @@ const config = JSON.parse(process.argv[2]);
 const MESSAGES = ["log_update_batch", "metric_update_batch", "agent_update_batch",
                   "task_update_batch", "system_alert", "agent_critical_update"];
 
+const STALL_MS = 1000;  // at the suite's rates a client gets several messages a second
 const idKey = (id) => { const [ms, seq] = id.split("-"); return [Number(ms), Number(seq)]; };
 const idAfter = (a, b) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 
@@ -41,6 +42,7 @@ class Tracker {
     this.lastArrival = 0;
     this.maxStall = 0;   // longest time without any message since the first ack, ms
     this.stallStart = 0; // when that longest stall began (epoch ms)
+    this.stalls = [];    // [from, to] epoch ms of the last stalls longer than STALL_MS
   }
 
   apply(event, now) {
@@ -65,6 +67,10 @@ class Tracker {
   }
 
   arrived(now) {
+    if (this.lastArrival && now - this.lastArrival > STALL_MS) {
+      this.stalls.push([this.lastArrival, now]);
+      if (this.stalls.length > 20) this.stalls.shift();
+    }
     if (this.lastArrival && now - this.lastArrival > this.maxStall) {
       this.maxStall = now - this.lastArrival;
       this.stallStart = this.lastArrival;
@@ -107,6 +113,7 @@ class Client {
     this.replayed = 0;
     this.offlineUntil = 0;
     this.trail = [];         // the last connection events, for a failure's explanation
+    this.store = [];         // [epoch ms, available] of each store_status the node sent
     this.agent = new http.Agent({ localAddress: this.source });
     this.socket = io(config.url, {
       agent: this.agent,
@@ -138,6 +145,10 @@ class Client {
       this.note("node", m.node);
       this.node = m.node;
       if (this.nodes[this.nodes.length - 1] !== m.node) this.nodes.push(m.node);
+    });
+    this.socket.on("store_status", (m) => {
+      this.note("store_status", JSON.stringify(m));
+      this.store.push([Date.now(), m.available]);
     });
     for (const name of MESSAGES) this.socket.on(name, (m) => this.receive(m));
   }
@@ -210,7 +221,8 @@ class Client {
       refusals: this.refusals, gaps: this.gaps, replayed: this.replayed,
       max: t.max, distinct: t.distinct, dups: t.dups, out_of_order: t.outOfOrder,
       id_regressions: t.idRegressions, missing: t.missing(),
-      max_stall_ms: t.maxStall, stall_start: t.stallStart, trail: this.trail,
+      max_stall_ms: t.maxStall, stall_start: t.stallStart, stalls: t.stalls,
+      store: this.store, trail: this.trail,
     };
   }
 }

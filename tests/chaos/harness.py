@@ -125,6 +125,7 @@ class Result:
     stored_twice: int           # numbers stored more than once in the stream
     stored_unconfirmed: int     # numbers stored beyond what the API confirmed
     not_stored: int             # numbers the API confirmed that the stream does not hold
+    fault_over: float = 0.0     # epoch seconds when the fault ended (Redis back, link back)
     notes: list[str] = field(default_factory=list)
 
     # --- per client --------------------------------------------------------------------
@@ -170,6 +171,18 @@ class Result:
             outage.append((acks[0] - lost[0]) / 1000)
         return since_fault, outage
 
+    def current_times(self) -> list[float]:
+        """For every client: seconds from the end of the fault until messages reached it
+        again (0 when it was not waiting for any at that moment)."""
+        over = self.fault_over * 1000
+        return [max([(end - over) / 1000 for start, end in c["stalls"] if start <= over < end],
+                    default=0.0) for c in self.clients]
+
+    def told_store_unavailable(self) -> list[dict[str, Any]]:
+        """Clients told the store was unavailable, and then told it was back."""
+        return [c for c in self.clients
+                if [available for _, available in c["store"]][-2:] == [False, True]]
+
     @property
     def stall_p99(self) -> float | None:
         """Longest time a client went without any message (p99 over clients), seconds."""
@@ -196,6 +209,7 @@ class Result:
             "99% back": sec(p99(since_fault)),
             "p99 outage": sec(p99(outage)),
             "p99 stall": sec(self.stall_p99),
+            "p99 current": sec(p99(self.current_times())),
             "error counters": summarize_counters(self.counters),
         }
 
@@ -282,6 +296,7 @@ class Run:
     publisher: Publisher
     sizes: Sizes
     back_from: float | None = None  # set by a fault whose "back" is not counted from its start
+    fault_over: float | None = None  # set by a fault that ends before it returns
 
 
 def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
@@ -301,6 +316,7 @@ def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
         run = Run(cluster, pool, publisher, sizes)
         fault_at = time.time()
         fault(run)
+        fault_over = run.fault_over or run.back_from or time.time()
         # the stream goes on after the recovery and reaches everybody again
         mark = publisher.accepted()
         wait_for(lambda: all(c["connected"] for c in pool.report()), 120, interval=0.5,
@@ -327,11 +343,12 @@ def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
     twice, beyond, missing = stream_check(cluster.redis_url, head, publisher.accepted())
     return Result(name, sizes, publisher.tally, clients, fault_at,
                   run.back_from or fault_at, time.time(), counter_delta(before, after),
-                  twice, beyond, missing)
+                  twice, beyond, missing, fault_over)
 
 
 COLUMNS = ("scenario", "accepted", "refused-503", "refused-other", "lost", "dup",
-           "out-of-order", "affected", "99% back", "p99 outage", "p99 stall", "error counters")
+           "out-of-order", "affected", "99% back", "p99 outage", "p99 stall", "p99 current",
+           "error counters")
 
 
 def table(results: list[Result]) -> str:

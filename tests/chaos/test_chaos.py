@@ -74,32 +74,64 @@ def test_redis_restart(chaos: Chaos) -> None:
     result = scenario(chaos, "redis-restart", lambda run: chaos.cluster.restart_redis())
     healthy_again(chaos)
     assert result.check() == []
+    assert result.affected() == [], "a Redis restart closed dashboard sessions"
 
 
 def test_redis_paused(chaos: Chaos) -> None:
-    """Longer than HAProxy's health checks allow: every node fails /health, HAProxy takes
-    them all out and closes every session; clients resume once Redis is back."""
-    pid = chaos.cluster.state.pids["redis"]
+    """Redis frozen for every node, within REDIS_OUTAGE_GRACE: every node stays in HAProxy's
+    pool, no session is closed, the dashboards are told, ingest answers 503 meanwhile, and
+    the stream goes on from where it stopped once Redis is back."""
+    cluster = chaos.cluster
+    pid = cluster.state.pids["redis"]
+    nodes = {n.host for n in cluster.running_nodes()}
+    left: set[str] = set()
 
     def fault(run: Run) -> None:
         with frozen(pid):
-            hold(chaos.sizes.pause_s)
+            deadline = time.monotonic() + chaos.sizes.pause_s
+            while time.monotonic() < deadline:  # watch the pool for the length of the fault
+                left.update(nodes - cluster.up_hosts("socketio"))
+                hold(0.25)
+        run.fault_over = time.time()
 
     result = scenario(chaos, "redis-pause", fault)
     healthy_again(chaos)
     assert result.check() == []
-    assert result.tally.refused_503 + sum(result.tally.refused_other.values()) > 0, \
-        "nothing was refused while Redis was frozen"
+    assert left == set(), f"HAProxy took {sorted(left)} out while Redis was frozen"
+    assert result.affected() == [], "a Redis freeze closed dashboard sessions"
+    told = result.told_store_unavailable()
+    assert len(told) == len(result.clients), \
+        f"{len(result.clients) - len(told)} clients were not told the store was away and back"
+    t = result.tally
+    assert t.refused_503 > 0, "ingest was not refused while Redis was frozen"
+    assert t.refused_503 == t.refused_503_node, "HAProxy answered for nodes it should keep"
 
 
 def test_one_node_cut_off_from_redis(chaos: Chaos) -> None:
+    """Only the linked node loses Redis: it leaves the pool within 5 s and its clients
+    resume on the others; the clients of the other nodes notice nothing."""
+    cluster = chaos.cluster
+    host = chaos.linked.host
+    out_after: list[float] = []
+
     def fault(run: Run) -> None:
         with frozen(chaos.link.pid):
-            hold(chaos.sizes.pause_s)
+            cut_at = time.monotonic()
+            wait_for(lambda: host not in cluster.up_hosts("socketio"), chaos.sizes.pause_s,
+                     interval=0.1, message="HAProxy taking the node cut off from Redis out")
+            out_after.append(time.monotonic() - cut_at)
+            hold(max(0.0, chaos.sizes.pause_s - out_after[0]))
+        run.fault_over = time.time()
 
     result = scenario(chaos, "node-cut", fault)
     healthy_again(chaos)
+    print(f"node cut off from Redis: out of HAProxy after {out_after[0]:.2f} s")
     assert result.check() == []
+    assert out_after[0] < 5, f"the node left the pool after {out_after[0]:.1f} s"
+    moved = result.affected()
+    assert moved, "the cut-off node had no clients: the scenario tested nothing"
+    assert all(chaos.linked.name in c["nodes"] and c["nodes"][-1] != chaos.linked.name
+               for c in moved), "a client of a healthy node was moved"
 
 
 def test_haproxy_restart(chaos: Chaos) -> None:

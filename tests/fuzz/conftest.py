@@ -66,10 +66,14 @@ class Credentials:
 #: Limits of the fuzzed nodes: small enough that generated input crosses them often.
 LIMITS = {"MAX_EVENTS_PER_REQUEST": "5", "MAX_PAYLOAD_BYTES": "300000",
           "MAX_SUBSCRIPTIONS_PER_CLIENT": "5"}
-#: Fast relay, no batch windows, no ingest rate limit (the fuzzer is not a publisher).
+#: Fast relay, no batch windows, no ingest rate limit (the fuzzer is not a publisher), no
+#: subscribe rate limit (it subscribes thousands of times on one connection), state limits
+#: the generated agents and tasks never reach (their own tests are test_state_limits.py).
 FAST = {"LOG_LEVEL": "warning", "RELAY_BLOCK_MS": "50", "FLUSH_TICK_MS": "5",
         "BATCH_WINDOW_AGENT_MS": "0", "BATCH_WINDOW_TASK_MS": "0",
         "BATCH_WINDOW_METRIC_MS": "0", "BATCH_WINDOW_LOG_MS": "0", "INGEST_RATE_LIMIT": "0",
+        "SUBSCRIBE_RATE_LIMIT": "0", "MAX_AGENTS_PER_SWARM": "1000000",
+        "MAX_OPEN_TASKS_PER_SWARM": "1000000", "MAX_SWARMS": "1000000",
         **LIMITS, **Credentials.env()}
 
 _prefixes = itertools.count(1)

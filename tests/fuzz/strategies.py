@@ -420,4 +420,5 @@ socket_event_names = st.one_of(
     st.sampled_from(["subscribe", "unsubscribe"]),
     st.sampled_from(["connect", "disconnect", "message", "json", "*", "", "subscribe ",
                      "SUBSCRIBE", "connection_established", "agent_update_batch"]),
+    st.sampled_from(["ping", "join_room", "leave_room"]),  # the original dashboard's
     st.text(max_size=30))

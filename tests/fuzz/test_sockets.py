@@ -1,9 +1,9 @@
 """Every Socket.IO handler with generated input, in-process (Flask-SocketIO's test client).
 
-connect with any ``auth`` payload, subscribe/unsubscribe with any payload and any number of
-arguments, unknown event names, with and without an ack: an ack is always an object with
-``ok``; a refusal says ``error`` and ``detail``; nothing raises; and afterwards the node still
-serves a well-behaved client.
+connect with any ``auth`` payload, subscribe/unsubscribe/refresh_token with any payload and
+any number of arguments, unknown event names, with and without an ack: an ack is always an
+object with ``ok``; a refusal says ``error`` and ``detail``; nothing raises; and afterwards the
+node still serves a well-behaved client.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from tests.fuzz.strategies import (
 from tests.helpers import wait_for
 
 HANDLED = ("subscribe", "unsubscribe")
+#: The original SwarmBot dashboard's events (legacy.py): any payload, an object ack.
+LEGACY = ("ping", "join_room", "leave_room")
 _ACTIONS = st.sampled_from(["emit"] * 9 + ["connect"])
 # (objects only: the test client cannot encode other CONNECT payloads; test_frames.py sends
 # those over the wire)
@@ -76,6 +78,11 @@ def test_handlers_ack_every_input_and_the_node_keeps_serving(socket_app: Flask) 
         if not ack:
             assert answer is None
             return
+        if name in LEGACY:
+            assert isinstance(answer, dict) and isinstance(answer.get("ok"), bool), answer
+            if not answer["ok"]:
+                check_refusal(answer, name)
+            return
         if name not in HANDLED or more or not valid_subscription(payload):
             check_refusal(answer, name)
             if name not in HANDLED:
@@ -119,3 +126,34 @@ def test_handlers_ack_every_input_and_the_node_keeps_serving(socket_app: Flask) 
     wait_for(delivered, 10, message="the event reaches the subscriber")
     assert node.health()[1]
     good.disconnect()
+
+
+_REFRESH = st.one_of(json_values,
+                     st.dictionaries(st.sampled_from(["token", "Token"]), json_values,
+                                     max_size=2),
+                     st.builds(lambda t: {"token": t}, st.text(max_size=200)))
+
+
+def test_refresh_token_acks_every_input_and_keeps_the_viewer(socket_app: Flask) -> None:
+    """``refresh_token`` with any payload: a refusal naming why, never an exception, and
+    the connection keeps its viewer and its subscription; a valid token is taken."""
+    sio: SocketIO = socket_app.extensions["socketio"]
+    node = node_of(socket_app)
+    wait_for(lambda: node.relay.connected, 10, message="relay connected to redis")
+    client = connect(sio, socket_app)
+    assert client.emit("subscribe", {"swarm": "alpha"}, callback=True)["ok"]
+    subscribed = dict(node.relay.clients)
+
+    @fuzz(max(100, EXAMPLES // 10))
+    @given(payload=_REFRESH, more=st.just([]) | st.lists(json_values, max_size=2))
+    def run(payload: Any, more: list[Any]) -> None:
+        answer = client.emit("refresh_token", payload, *more, callback=True)
+        assert client.is_connected()
+        check_refusal(answer, "refresh_token")
+        assert answer["error"] in ("bad_request", "unauthorized"), answer
+        assert node.relay.clients == subscribed
+
+    run()
+    ack = client.emit("refresh_token", {"token": Credentials.viewer_token()}, callback=True)
+    assert ack["ok"] is True and ack["viewer"]["name"] == "fuzz", ack
+    client.disconnect()

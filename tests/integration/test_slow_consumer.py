@@ -1,4 +1,5 @@
-"""A client that stops reading is dropped at MAX_QUEUE_SIZE; the others never notice."""
+"""A client that stops reading is dropped at MAX_QUEUE_SIZE / MAX_QUEUE_BYTES; the others
+never notice."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.integration
 MAX_QUEUE = 300
+MAX_QUEUE_BYTES = 20_000_000  # above the 15 MB replay below, below 12 replays of 2 MB
 STUCK_CLIENTS = 50
 #: What 50 stuck clients may add to the node's memory while ~15 MB per client streams by:
-#: at most MAX_QUEUE_SIZE queued packets each (here 300 x ~7 KB, ~2 MB) plus socket buffers.
+#: what waits for them is shared frames (MAX_QUEUE_SIZE=300 of them at most, ~2 MB), plus
+#: socket buffers.
 #: Without the limit every client would hold the whole stream (50 x 15 MB = 750 MB).
 RSS_GROWTH_BOUND_MB = 80
 
@@ -37,6 +40,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     log_dir: Path = tmp_path_factory.mktemp("slow")
     redis = RedisServer(log_dir / "redis").start()
     env = node_env(redis.url, "slow1", free_port(), MAX_QUEUE_SIZE=str(MAX_QUEUE),
+                   MAX_QUEUE_BYTES=str(MAX_QUEUE_BYTES),
                    BATCH_WINDOW_LOG_MS="0", MESSAGE_QUEUE_CHANNEL=f"slow-{redis.port}")
     node = start_node("slow1", "gunicorn", env, log_dir)
     try:
@@ -154,3 +158,30 @@ def test_fifty_stuck_clients_keep_node_memory_bounded_and_resume_from_their_curs
         assert back.delivered_ids() == published, "missed, repeated or reordered events"
     finally:
         back.close()
+
+
+def test_a_stuck_client_that_resubscribes_with_an_old_cursor_is_dropped_by_bytes(
+        node: Node) -> None:
+    """Each resubscribe with an old cursor replays ~2 MB in a few large packets; a client
+    that reads none of it must be dropped at MAX_QUEUE_BYTES, not after MAX_QUEUE_SIZE
+    packets (which 12 replays never reach)."""
+    swarm = "replayer"
+    body = "x" * 7000
+    for start in range(0, 300, 100):  # ~2.1 MB of history
+        batch = [{"type": "log", "swarm": swarm, "agent_id": "a",
+                  "data": {"level": "info", "message": body, "seq": start + i}}
+                 for i in range(100)]
+        assert requests.post(f"{node.url}/api/v1/events", json=batch, timeout=30) \
+            .status_code == 202
+    before = drops(node.url)
+    ws, _ = stuck_client(node.url, "elsewhere")  # subscribed, then never reads again
+    try:
+        for n in range(12):  # ~25 MB of replays, in a few packets each
+            ws.send(f"42{n + 10}" + json.dumps(["subscribe", {
+                "swarm": swarm, "channels": ["log"], "since": "0-0"}]))
+        wait_for(lambda: drops(node.url) >= before + 1, 30,
+                 message="the stuck client dropped by the bytes waiting for it")
+        wait_for(lambda: node.health().json()["websocket_clients"] == 0, 15,
+                 message="the stuck client gone from the node")
+    finally:
+        ws.close()

@@ -10,7 +10,7 @@ import zlib
 import pytest
 from simple_websocket import ws
 
-from swarmdash import wsframes
+from swarmdash import patches, wsframes
 
 PAYLOAD = b"x" * (4 * 1024 * 1024)
 
@@ -56,8 +56,8 @@ def test_complete_sends_deliver_every_byte() -> None:
 
 
 def test_install_wraps_the_socket_of_every_websocket() -> None:
-    wsframes.install()
-    wsframes.install()  # idempotent
+    patches.install()
+    patches.install()  # idempotent
     seen: list[object] = []
 
     class Probe(ws.Base):
@@ -123,4 +123,13 @@ def test_the_cache_stays_within_its_budget_and_skips_huge_messages() -> None:
 
 def test_install_refuses_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="shared, per-client, off"):
-        wsframes.install("gzip")
+        patches.install("gzip")
+
+
+def test_a_library_of_another_series_than_the_patched_one_is_refused_by_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = patches.metadata.version
+    monkeypatch.setattr(patches.metadata, "version",
+                        lambda name: "4.16.0" if name == "python-engineio" else real(name))
+    with pytest.raises(patches.UnsupportedLibrary, match=r"python-engineio 4\.16\.0.*4\.15\.x"):
+        patches.install()

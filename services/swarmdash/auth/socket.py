@@ -52,6 +52,32 @@ class SocketGate:
         self.viewers[sid] = viewer
         return viewer
 
+    def refresh(self, sid: str, payload: Any, held: set[str]) -> dict[str, Any]:
+        """``refresh_token``: the ack; on success ``sid``'s viewer is the new token's.
+
+        The new token must see every swarm in ``held`` (what the client is subscribed to):
+        a refresh does not quietly narrow or widen what a live connection streams.
+        """
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if not isinstance(token, str):
+            return {"ok": False, "error": "bad_request",
+                    "detail": "payload must be an object like {token: \"...\"}"}
+        if sid not in self.viewers:
+            return {"ok": False, "error": "unauthorized", "reason": "expired",
+                    "detail": "this connection has no viewer: connect again"}
+        try:
+            viewer = self.config.viewer(token)
+        except TokenError as exc:
+            return {"ok": False, "error": "unauthorized", "reason": exc.reason,
+                    "detail": exc.detail}
+        hidden = sorted(s for s in held if not viewer.may_see(s))
+        if hidden:
+            return {"ok": False, "error": "forbidden", "swarm": hidden[0],
+                    "detail": f"the new token may not see swarm {hidden[0]!r}, which this "
+                              "connection is subscribed to: unsubscribe first"}
+        self.viewers[sid] = viewer
+        return {"ok": True, "viewer": viewer.describe()}
+
     def refusal(self, sid: str, swarm: str) -> dict[str, Any] | None:
         """The ack refusing a subscription to ``swarm``, or None when the viewer may see it."""
         viewer = self.viewers.get(sid)

@@ -6,23 +6,78 @@
 -- ARGV[4] agents suffix, ARGV[5] tasks suffix, ARGV[6] finished-tasks suffix,
 -- ARGV[7] seconds the idempotency key is kept (0: no key), ARGV[8] the batch's digest,
 -- ARGV[9] idempotency keys kept per API key at most, ARGV[10] now (seconds),
+-- ARGV[11] most agents per swarm, ARGV[12] most open (not finished) tasks per swarm,
+-- ARGV[13] most swarms,
 -- then 6 values per event: swarm, kind (agent|task|-), state field, finished (1|0), ts, json.
--- Returns {0 (stored), 1 (already stored under that key) or 2 (the key names another
--- batch: nothing stored), "id1,id2,..."}.
+-- Returns {0 (stored) or 1 (already stored under that key), "id1,id2,..."}, or
+-- {2, limit name, swarm, limit} when the batch would take a swarm past a state limit, or
+-- {3, ''} when the idempotency key names another batch (then nothing is stored).
 local stream, swarms = KEYS[1], KEYS[2]
 local maxlen, keep, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local agents_sfx, tasks_sfx, done_sfx = ARGV[4], ARGV[5], ARGV[6]
 local idem_ttl, digest = tonumber(ARGV[7]), ARGV[8]
+local max_agents, max_open = tonumber(ARGV[11]), tonumber(ARGV[12])
+local max_swarms = tonumber(ARGV[13])
+local first = 14
 if idem_ttl > 0 then
   local seen = redis.call('GET', KEYS[3])
   if seen then
     local sep = string.find(seen, ' ', 1, true)
-    if not sep or string.sub(seen, 1, sep - 1) ~= digest then return {2, ''} end
+    if not sep or string.sub(seen, 1, sep - 1) ~= digest then return {3, ''} end
     return {1, string.sub(seen, sep + 1)}
   end
 end
+-- The state limits, checked before anything is written: swarms the batch adds, agents it
+-- adds, and tasks it leaves open that were not open before, per swarm.
+local new_agents, agent_seen, task_was, task_now, task_swarm = {}, {}, {}, {}, {}
+local swarm_seen, new_swarms, a_new_swarm = {}, 0, nil
+for b = first, #ARGV, 6 do
+  local swarm, kind, field, finished = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if not swarm_seen[swarm] then
+    swarm_seen[swarm] = true
+    if redis.call('SISMEMBER', swarms, swarm) == 0 then
+      new_swarms = new_swarms + 1
+      a_new_swarm = a_new_swarm or swarm
+    end
+  end
+  local k = swarm .. '\n' .. field
+  if kind == 'agent' and not agent_seen[k] then
+    agent_seen[k] = true
+    if redis.call('HEXISTS', prefix .. swarm .. agents_sfx, field) == 0 then
+      new_agents[swarm] = (new_agents[swarm] or 0) + 1
+    end
+  elseif kind == 'task' then
+    if task_was[k] == nil then
+      local known = redis.call('HEXISTS', prefix .. swarm .. tasks_sfx, field) == 1
+      local done = redis.call('ZSCORE', prefix .. swarm .. done_sfx, field)
+      task_was[k] = (known and not done) and 1 or 0
+      task_swarm[k] = swarm
+    end
+    task_now[k] = (finished == '1') and 0 or 1
+  end
+end
+if new_swarms > 0 and redis.call('SCARD', swarms) + new_swarms > max_swarms then
+  return {2, 'MAX_SWARMS', a_new_swarm, max_swarms}
+end
+for swarm, n in pairs(new_agents) do
+  if redis.call('HLEN', prefix .. swarm .. agents_sfx) + n > max_agents then
+    return {2, 'MAX_AGENTS_PER_SWARM', swarm, max_agents}
+  end
+end
+local opened = {}
+for k, now in pairs(task_now) do
+  local swarm = task_swarm[k]
+  opened[swarm] = (opened[swarm] or 0) + now - task_was[k]
+end
+for swarm, n in pairs(opened) do
+  if n > 0 then
+    local open = redis.call('HLEN', prefix .. swarm .. tasks_sfx)
+      - redis.call('ZCARD', prefix .. swarm .. done_sfx)
+    if open + n > max_open then return {2, 'MAX_OPEN_TASKS_PER_SWARM', swarm, max_open} end
+  end
+end
 local ids = {}
-for b = 11, #ARGV, 6 do
+for b = first, #ARGV, 6 do
   local swarm, kind, field, finished, ts, body =
     ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)

@@ -14,20 +14,30 @@ from collections import OrderedDict
 
 from ..cursor import ZERO, StreamId, format_id
 from ..events import Event
-from .base import BatchKey, EventLog, IdempotencyConflict, Snapshot, state_field
+from .base import (
+    BatchKey,
+    EventLog,
+    IdempotencyConflict,
+    Snapshot,
+    StateLimitExceeded,
+    StateLimits,
+    state_field,
+)
 
 
 class MemoryEventLog(EventLog):
     embedded = True
 
     def __init__(self, maxlen: int = 100_000, task_history: int = 200,
-                 idempotency_ttl: float = 600.0, idempotency_max_keys: int = 50_000):
+                 idempotency_ttl: float = 600.0, idempotency_max_keys: int = 50_000,
+                 limits: StateLimits | None = None):
         self._maxlen = maxlen
         self._task_history = task_history
         self._ids: list[StreamId] = []
         self._events: list[Event] = []
         self._last: StreamId = ZERO
         self._trimmed: StreamId = ZERO
+        self._swarms: set[str] = set()  # every swarm an event was stored for
         self._agents: dict[str, dict[str, Event]] = {}
         self._tasks: dict[str, dict[str, Event]] = {}
         self._done: dict[str, dict[str, float]] = {}
@@ -36,6 +46,7 @@ class MemoryEventLog(EventLog):
         self._idempotency_max_keys = idempotency_max_keys
         # scope -> key name -> (expiry, digest, ids), oldest first in each scope
         self._seen: dict[str, OrderedDict[str, tuple[float, str, list[str]]]] = {}
+        self._limits = limits or StateLimits()
 
     def _next_id(self) -> StreamId:
         ms = int(time.time() * 1000)
@@ -52,6 +63,7 @@ class MemoryEventLog(EventLog):
                     if digest != key.digest:
                         raise IdempotencyConflict(key)
                     return list(stored_ids), True
+            self._check_limits(events)
             ids = []
             for event in events:
                 sid = self._next_id()
@@ -60,6 +72,7 @@ class MemoryEventLog(EventLog):
                 self._ids.append(sid)
                 self._events.append(stored)
                 ids.append(stored["id"])
+                self._swarms.add(event["swarm"])
                 self._apply_state(stored)
             excess = len(self._ids) - self._maxlen
             if excess > 0:
@@ -83,6 +96,43 @@ class MemoryEventLog(EventLog):
             if not entries:
                 del self._seen[name]
         return self._seen.get(scope, OrderedDict())
+
+    def _check_limits(self, events: list[Event]) -> None:
+        """Refuse a batch that adds agents or open tasks past a swarm's limit (as ingest.lua
+        does: only what the batch adds counts, so updates pass a swarm already over it)."""
+        new_swarms = list(dict.fromkeys(e["swarm"] for e in events if e["swarm"] not in
+                                        self._swarms))
+        if new_swarms and len(self._swarms) + len(new_swarms) > self._limits.max_swarms:
+            raise StateLimitExceeded("MAX_SWARMS", new_swarms[0], self._limits.max_swarms)
+        new_agents: dict[str, set[str]] = {}
+        was_open: dict[tuple[str, str], bool] = {}
+        now_open: dict[tuple[str, str], bool] = {}
+        for event in events:
+            target = state_field(event)
+            if target is None:
+                continue
+            kind, name, finished = target
+            swarm = event["swarm"]
+            if kind == "agent":
+                if name not in self._agents.get(swarm, {}):
+                    new_agents.setdefault(swarm, set()).add(name)
+                continue
+            key = (swarm, name)
+            if key not in was_open:
+                was_open[key] = (name in self._tasks.get(swarm, {})
+                                 and name not in self._done.get(swarm, {}))
+            now_open[key] = not finished
+        for swarm, added in new_agents.items():
+            if len(self._agents.get(swarm, {})) + len(added) > self._limits.max_agents:
+                raise StateLimitExceeded("MAX_AGENTS_PER_SWARM", swarm, self._limits.max_agents)
+        opened: dict[str, int] = {}
+        for key, is_open in now_open.items():
+            opened[key[0]] = opened.get(key[0], 0) + int(is_open) - int(was_open[key])
+        for swarm, n in opened.items():
+            open_now = len(self._tasks.get(swarm, {})) - len(self._done.get(swarm, {}))
+            if n > 0 and open_now + n > self._limits.max_open_tasks:
+                raise StateLimitExceeded("MAX_OPEN_TASKS_PER_SWARM", swarm,
+                                         self._limits.max_open_tasks)
 
     def _apply_state(self, event: Event) -> None:
         target = state_field(event)

@@ -22,6 +22,8 @@ from .base import (
     EventLog,
     IdempotencyConflict,
     Snapshot,
+    StateLimitExceeded,
+    StateLimits,
     state_field,
 )
 
@@ -54,7 +56,7 @@ class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
                  idempotency_ttl: int = 600, health_conn: redis.Redis | None = None,
-                 idempotency_max_keys: int = 50_000):
+                 idempotency_max_keys: int = 50_000, limits: StateLimits | None = None):
         self.redis = conn
         self.blocking = blocking_conn or conn
         # /health pings on connections of its own: a burst of requests holding the shared
@@ -65,6 +67,7 @@ class RedisEventLog(EventLog):
         self.task_history = task_history
         self.idempotency_ttl = idempotency_ttl
         self.idempotency_max_keys = idempotency_max_keys
+        self.limits = limits or StateLimits()
         self._ingest = conn.register_script(_script("ingest.lua"))
         self._snapshot = conn.register_script(_script("snapshot.lua"))
 
@@ -74,6 +77,7 @@ class RedisEventLog(EventLog):
             connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections),
             keys=Keys(s.redis_key_prefix), maxlen=s.stream_maxlen, task_history=s.task_history,
             idempotency_ttl=s.idempotency_ttl, idempotency_max_keys=s.idempotency_max_keys,
+            limits=StateLimits.from_settings(s),
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=s.redis_timeout + s.relay_block_ms / 1000,
                                   max_connections=2),
@@ -95,7 +99,9 @@ class RedisEventLog(EventLog):
         scope, name, digest = (key.scope, key.name, key.digest) if key else ("", "", "")
         args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
                            AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl, digest,
-                           self.idempotency_max_keys, f"{time.time():.3f}"]
+                           self.idempotency_max_keys, f"{time.time():.3f}",
+                           self.limits.max_agents, self.limits.max_open_tasks,
+                           self.limits.max_swarms]
         for event in events:
             target = state_field(event)
             kind, field, finished = target if target else ("-", "", False)
@@ -103,11 +109,14 @@ class RedisEventLog(EventLog):
                      encode(event)]
         keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(scope, name),
                 self.keys.idempotency_index(scope)]
-        seen, joined = self._call(lambda: self._ingest(keys=keys, args=args))
-        if int(seen) == 2:
+        reply = self._call(lambda: self._ingest(keys=keys, args=args))
+        if int(reply[0]) == 2:
+            raise StateLimitExceeded(reply[1], reply[2], int(reply[3]))
+        if int(reply[0]) == 3:
             assert key is not None
             raise IdempotencyConflict(key)
-        return joined.split(","), bool(seen)
+        seen, joined = reply
+        return joined.split(","), bool(int(seen))
 
     @staticmethod
     def _decode(entries: Any) -> list[Event]:

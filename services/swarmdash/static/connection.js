@@ -17,9 +17,15 @@
 // trying the socket; once the manager has given up, one probe every `probe_interval_ms`. As
 // soon as the socket connects again the page stops polling and subscribes with its cursors.
 //
+// Store outages: while the node cannot reach Redis and no other node can either, the node
+// keeps the connection open and says so with `store_status` {available: false, ...}; the
+// page shows "store unavailable" and keeps its subscriptions. With {available: true} the
+// live stream goes on by itself, and a subscription refused meanwhile is made again at once.
+//
 // Sign-in: the page's viewer token is an HttpOnly cookie (set by POST /login), sent
 // by the browser with the Socket.IO handshake and the API calls. A connect the node refuses
-// (no token, expired, forged) or an API answer 401 puts the page in the "signed-out" state:
+// (no token, expired, forged), the node's `session_expired` when the token expires on a live
+// connection, or an API answer 401 puts the page in the "signed-out" state:
 // no reconnect loop, no polling, until the page is reloaded after signing in again.
 
 const SUBSCRIBE_TIMEOUT_MS = 10000;
@@ -121,6 +127,7 @@ export class Connection {
     this.viewer = null; // {name, swarms: "*" | [names], expires}: from connection_established
     this.signedOut = null; // why the node refused this page's token, once it has
     this.clockOffset = 0; // server time - local time, seconds
+    this.storeOutage = null; // the node's last store_status while the store is unavailable
     this.stats = { messages: 0, events: 0, duplicates: 0, polls: 0, pollErrors: 0,
                    reconnects: 0, fallbacks: 0 };
     this.recorder = null; // set by the test hook: a function called with every event shown
@@ -178,6 +185,8 @@ export class Connection {
       if (this.gaveUp) this.scheduleProbe();
       this.changed();
     });
+    // The node ends a connection whose viewer token has expired, saying so first.
+    socket.on("session_expired", (info) => this.signOut(info?.detail || "the sign-in expired"));
     socket.on("connection_established", (info) => {
       this.node = info.node;
       if (info.viewer) {
@@ -189,6 +198,7 @@ export class Connection {
       }
       this.changed();
     });
+    socket.on("store_status", (status) => this.onStoreStatus(status));
     for (const name of BATCHES) socket.on(name, (m) => this.receive(name, m));
     for (const name of IMMEDIATE) socket.on(name, (m) => this.receive(name, m));
   }
@@ -253,7 +263,8 @@ export class Connection {
       state = "signed-out";
     } else if (s?.connected) {
       transport = s.io.engine?.transport?.name || null;
-      state = transport === "websocket" ? "websocket" : "long-polling";
+      state = this.storeOutage ? "store-unavailable"
+        : transport === "websocket" ? "websocket" : "long-polling";
     } else if (this.mode === "fallback") {
       state = this.pollOk && this.online ? "fallback" : "offline";
     } else if (!this.online) {
@@ -265,7 +276,7 @@ export class Connection {
              gaveUp: this.gaveUp,
              node: state === "fallback" || state === "offline" ? this.fallbackNode : this.node,
              lagMs: this.lagMs, threshold: this.threshold(), signedOut: this.signedOut,
-             viewer: this.viewer,
+             viewer: this.viewer, store: this.storeOutage,
              maxAttempts: Number(this.config.max_reconnect_attempts) || 0,
              subscriptions: [...this.subs.values()].map((sub) => ({
                key: sub.key, cursor: sub.cursor, pending: sub.pending,
@@ -288,7 +299,21 @@ export class Connection {
     for (const sub of this.subs.values()) this.subscribe(sub);
   }
 
+  /** The node's store went away (keep the subscriptions, show it) or came back (resume). */
+  onStoreStatus(status) {
+    this.storeOutage = status && status.available === false ? status : null;
+    if (!this.storeOutage && this.socket.connected) {
+      for (const sub of this.subs.values()) {
+        if (sub.subscribed || sub.pending) continue;
+        clearTimeout(sub.retry); // refused while the store was away: again now
+        this.subscribe(sub);
+      }
+    }
+    this.changed();
+  }
+
   onDisconnect(reason) {
+    this.storeOutage = null; // the next node says whether it reaches the store
     for (const sub of this.subs.values()) {
       sub.subscribed = false;
       clearTimeout(sub.retry);

@@ -327,11 +327,14 @@ function render() {
 const STATE_TEXT = {
   websocket: () => "connected · websocket",
   "long-polling": () => "connected · long-polling",
+  "store-unavailable": (s) => `connected · ${s.transport || "socket"} · store unavailable, `
+    + "live updates resume when it is back",
   connecting: () => "connecting…",
   reconnecting: (s) => `reconnecting (attempt ${s.attempt})`,
   fallback: (s) => `polling fallback · ${s.gaveUp ? "probing the socket" : `socket attempt ${s.attempt}`}`,
   offline: () => "offline",
-  "signed-out": () => "not signed in · open your sign-in link (swarmdash token)",
+  "signed-out": (s) => (/expired/.test(s.signedOut || "") ? "sign-in expired" : "not signed in")
+    + " · open your sign-in link (swarmdash token)",
 };
 
 function renderStatus() {

@@ -1,0 +1,61 @@
+"""A room's message to each of its members on this node: encoded once, framed once.
+
+The relay's emits skip python-socketio's per-recipient path. The Socket.IO packet is
+encoded once; a member whose websocket writes through an outbox (:mod:`swarmdash.wsconn`)
+gets the frame built once for its framing (plain or shared deflate), written straight to
+its socket or behind what it already waits for. Any other member (long-polling, the
+threading and eventlet engines, per-client deflate) gets the one Engine.IO packet through
+its socket's stock queue, as python-socketio would have sent it. Everything is local to
+this node, as an emit with ``ignore_queue=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from .wsconn import corked
+from .wsframes import UNCACHED, text_frame
+
+NAMESPACE = "/"
+
+__all__ = ["Fanout", "corked"]
+
+
+class Fanout:
+    def __init__(self, server: Any):
+        self.server = server  # python-socketio Server
+
+    def members(self, room: str) -> int:
+        return len(self.server.manager.rooms.get(NAMESPACE, {}).get(room, ()))
+
+    def emit(self, room: str, event: str, payload: Any) -> int:
+        """Send ``event`` to every member of ``room``; return how many there were."""
+        participants = self.server.manager.rooms.get(NAMESPACE, {}).get(room)
+        if not participants:
+            return 0
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace=NAMESPACE,
+                                           data=[event, payload]).encode()
+        message = "4" + encoded  # the Engine.IO MESSAGE packet as a websocket carries it
+        eio_pkt = None
+        frames: dict[int | None, bytes] = {}
+        sockets = self.server.eio.sockets
+        send_packet = self.server._send_eio_packet
+        for eio_sid in list(participants.values()):
+            outbox = getattr(sockets.get(eio_sid), "outbox", None)
+            if outbox is not None:
+                style = outbox.style
+                if style == UNCACHED:
+                    outbox.write(outbox.frame(message))
+                    continue
+                frame = frames.get(style)
+                if frame is None:
+                    frame = frames[style] = text_frame(message, style)
+                outbox.write(frame)
+            else:
+                if eio_pkt is None:
+                    eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+                send_packet(eio_sid, eio_pkt)
+        return len(participants)
