@@ -14,9 +14,11 @@ RUN groupadd --system --gid 10001 swarmdash \
       --shell /usr/sbin/nologin swarmdash
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# constraints.txt pins every package installed to the version the tests ran with
+# (docs/gen_constraints.py): the same source builds the same image.
+COPY pyproject.toml README.md constraints.txt ./
 COPY services ./services
-RUN pip install . && rm -rf /app/services /app/build
+RUN pip install -c constraints.txt . && rm -rf /app/services /app/build
 COPY infra/gunicorn.conf.py ./infra/gunicorn.conf.py
 
 USER swarmdash

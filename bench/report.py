@@ -283,7 +283,32 @@ def targets(meta: dict[str, Any], results: dict[str, Result]) -> str:
 
 
 # --- plots -------------------------------------------------------------------------------
+MARKERS = "osD^vP*Xhp"
+
+
+def _bar_labels(ax: Any, bars: Any, values: list[float | None], unit: str) -> None:
+    """The value at the end of each horizontal bar ("—" when the system has none)."""
+    for bar, value in zip(bars, values, strict=True):
+        text = "—" if value is None else f"{fmt(value)}{unit}"
+        ax.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+
+
+def _hbars(ax: Any, names: list[str], values: list[float | None], unit: str,
+           highlight: int | None = 0) -> None:
+    """Horizontal bars on a linear axis, first system on top, values written out."""
+    colors = ["C0" if i == highlight else "C7" for i in range(len(names))]
+    bars = ax.barh(names, [v or 0.0 for v in values], color=colors)
+    _bar_labels(ax, bars, values, unit)
+    if not ax.yaxis_inverted():  # axes sharing y invert together: once is enough
+        ax.invert_yaxis()
+    ax.margins(x=0.25)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+
+
 def plots(meta: dict[str, Any], results: dict[str, Result], out: Path) -> list[Path]:
+    """ramp.png, cpu.png and wire.png: every series visible, every label readable."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,47 +320,62 @@ def plots(meta: dict[str, Any], results: dict[str, Result], out: Path) -> list[P
 
     def save(fig: Any, name: str) -> None:
         path = out / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         made.append(path)
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for c in ramped:
+    # ramp: the steps evenly spaced, one colour and marker per system, each system beside
+    # the others within a step (as grouped bars are) so that none hides another.
+    steps_all = sorted({s["clients"] for c in ramped for s in results[c]["steps"]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    for i, c in enumerate(ramped):
         steps = results[c]["steps"]
-        xs = [s["clients"] for s in steps]
-        ax1.plot(xs, [s["batched_incl"]["p99"] or float("nan") for s in steps], "o-",
-                 label=titles[c])
-        ax2.plot(xs, [s["delivered_per_s"] for s in steps], "o-", label=titles[c])
-    ax1.set(xlabel="websocket clients", ylabel="p99 publish -> receive, ms",
-            title="Latency under the ramp (batch window included)", yscale="log")
-    ax2.set(xlabel="websocket clients", ylabel="events delivered / s",
-            title="Delivered events per second")
-    ax1.legend(fontsize=7)
+        offset = (i - (len(ramped) - 1) / 2) * 0.09
+        xs = [steps_all.index(s["clients"]) + offset for s in steps]
+        style = {"marker": MARKERS[i % len(MARKERS)], "color": f"C{i % 10}",
+                 "label": titles[c] + ("" if len(steps) > 1 else " (one step)"),
+                 "markersize": 7 if len(steps) > 1 else 9, "linewidth": 1.5,
+                 "markerfacecolor": "none" if len(steps) == 1 else f"C{i % 10}"}
+        ax1.plot(xs, [s["batched_incl"]["p99"] or float("nan") for s in steps], **style)
+        ax2.plot(xs, [float("nan") if s["delivered_per_s"] is None else s["delivered_per_s"] / 1000
+                      for s in steps], **style)
+    for ax in (ax1, ax2):
+        ax.set_xticks(range(len(steps_all)), [f"{n:,}" for n in steps_all])
+        ax.set_xlim(-0.5, len(steps_all) - 0.5)
+        ax.set_xlabel("websocket clients (ramp step)")
+        ax.grid(True, axis="y", alpha=0.3)
+        for edge in range(len(steps_all) - 1):
+            ax.axvline(edge + 0.5, color="0.85", linewidth=0.8)
+    ax1.set(ylabel="p99 publish -> receive, ms (log)", yscale="log",
+            title="Latency under the ramp (batch window included)")
+    ax2.set(ylabel="thousand events delivered / s", title="Delivered events per second")
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.14))
+    fig.tight_layout()
     save(fig, "ramp.png")
 
+    # cpu: one panel per role on a linear axis of its own (a stack on a log axis would
+    # shrink the upper parts); the server roles first.
     cols = [c for c in columns(results) if reference_step(results[c], meta)]
-    fig, ax = plt.subplots(figsize=(11, 4.2))
-    bottom = [0.0] * len(cols)
-    for role in ROLES:
-        values = [role_cpu(role)(results[c], meta) or 0.0 for c in cols]
-        ax.bar([titles[c] for c in cols], values, bottom=bottom, label=role)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax.set(ylabel="CPU-seconds per million delivered events",
-           title=f"CPU per delivered event at {meta['reference']} clients", yscale="log")
-    ax.tick_params(axis="x", labelsize=7, rotation=15)
-    ax.legend()
+    names = [titles[c] for c in cols]
+    fig, axes = plt.subplots(1, len(ROLES), figsize=(14, 0.32 * len(cols) + 1.6), sharey=True)
+    for ax, role in zip(axes, ROLES, strict=True):
+        _hbars(ax, names, [role_cpu(role)(results[c], meta) for c in cols], "")
+        ax.set_title(role + (" (server)" if role in SERVER_ROLES else " (load)"), fontsize=9)
+    fig.suptitle(f"CPU-seconds per million delivered events at {meta['reference']} clients, "
+                 "by process", fontsize=10)
+    fig.tight_layout()
     save(fig, "cpu.png")
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    names = [titles[c] for c in cols]
-    ax1.bar(names, [at_ref(lambda s: s["bytes_per_event"])(results[c], meta) or 0 for c in cols])
-    ax1.set(ylabel="bytes per delivered event", title="Bytes on the wire (client sockets)",
-            yscale="log")
-    ax2.bar(names, [lat("all_incl", "p99")(results[c], meta) or 0 for c in cols])
-    ax2.set(ylabel="ms", title="Freshness p99 (publish -> receive)")
-    for a in (ax1, ax2):
-        a.tick_params(axis="x", labelsize=7, rotation=30)
+    # wire: horizontal bars, so every system's name reads on one line.
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.32 * len(cols) + 1.6), sharey=True)
+    _hbars(ax1, names, [at_ref(lambda s: s["bytes_per_event"])(results[c], meta)
+                        for c in cols], " B")
+    ax1.set_title("Bytes on the wire per delivered event (client sockets)", fontsize=9)
+    _hbars(ax2, names, [lat("all_incl", "p99")(results[c], meta) for c in cols], " ms")
+    ax2.set_title("Freshness p99, every event (publish -> receive)", fontsize=9)
+    fig.tight_layout()
     save(fig, "wire.png")
     return made
 

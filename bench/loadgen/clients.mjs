@@ -128,7 +128,8 @@ function connectOne(cmd, index) {
     });
     socket.on("connect_error", (err) => {
       counters.errors += 1;
-      if (reportedErrors++ < 5) console.error(`connect_error: ${err?.message} ${err?.description ?? ""}`);
+      const why = err?.description?.message ?? err?.description?.error?.message ?? err?.description ?? "";
+      if (reportedErrors++ < 5) console.error(`connect_error: ${err?.message} ${why} ${err?.context?.statusCode ?? ""}`);
       settle(false);
     });
     socket.on("disconnect", (reason) => {

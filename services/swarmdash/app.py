@@ -28,7 +28,7 @@ log = logging.getLogger("swarmdash")
 
 
 def client_manager(url: str, channel: str, *, timeout: float = 2.0,
-                   write_only: bool = False) -> Any:
+                   write_only: bool = False, logger: Any = None) -> Any:
     """The Socket.IO message queue (None without a URL): Redis pub/sub or AMQP via kombu.
 
     Built here rather than with ``message_queue=`` so its connection options are ours.
@@ -36,9 +36,10 @@ def client_manager(url: str, channel: str, *, timeout: float = 2.0,
     if not url:
         return None
     if url.startswith(("amqp://", "amqps://")):
-        return socketio_lib.KombuManager(url, channel=channel, write_only=write_only)
+        return socketio_lib.KombuManager(url, channel=channel, write_only=write_only,
+                                         logger=logger)
     return socketio_lib.RedisManager(
-        url, channel=channel, write_only=write_only,
+        url, channel=channel, write_only=write_only, logger=logger,
         redis_options={"socket_connect_timeout": timeout, "health_check_interval": 10})
 
 

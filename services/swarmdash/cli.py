@@ -1,31 +1,41 @@
 """``swarmdash``: serve | demo | simulate | publish | notify | watch | cluster | settings |
 apikey | token.
 
-Nothing heavy is imported at module level. ``serve`` and ``demo`` run gunicorn's gevent
-worker (which patches its own process); ``serve`` with ASYNC_MODE=eventlet monkey-patches
-before Flask, Redis or sockets are imported.
+Nothing heavy is imported at module level. ``serve`` and ``demo`` monkey-patch for their
+engine (gevent under gunicorn, or eventlet) before gunicorn, Flask, Redis or ssl are
+imported. Errors an operator can fix end the command with one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .settings import (
     ASYNC_MODES,
     PLACEHOLDER_SECRET_KEYS,
     Settings,
     SettingsError,
     check_serving,
+    check_url,
     describe,
     effective,
     load_settings,
 )
+
+DESCRIPTION = """SwarmDash: the real-time dashboard backend for swarms of bots.
+
+Run a node (serve), try it alone (demo), feed it (simulate, publish, notify), watch a
+subscription (watch), run a local cluster (cluster), check the settings (settings) and
+give out credentials (apikey, token). Settings come from the environment and .env
+(docs/configuration.md); `swarmdash COMMAND --help` shows a command's flags."""
 
 
 def patch_engine(mode: str) -> None:
@@ -40,18 +50,43 @@ def patch_engine(mode: str) -> None:
         monkey.patch_all()
 
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    s = load_settings()
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return s.replace(**changes) if changes else s
+def _settings(**flags: Any) -> Settings:
+    """The settings in effect, with the flags given (variable -> value) checked and applied."""
+    return load_settings(overrides={k: str(v) for k, v in flags.items() if v is not None})
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """A one-line reason when ``host:port`` cannot be bound, before any banner is printed."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    family, kind, _, _, address = infos[0]
+    with socket.socket(family, kind) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _check_port(command: str, s: Settings) -> None:
+    reason = _port_taken(s.host, s.port)
+    if reason:
+        raise SystemExit(f"{command}: {reason} (another node or demo? choose --port)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    s = _settings(args, host=args.host, port=args.port, async_mode=args.async_mode)
+    s = _settings(HOST=args.host, PORT=args.port, ASYNC_MODE=args.async_mode)
     check_serving(s)  # refuse at once, before gunicorn starts
+    _check_port("serve", s)
     print(f"swarmdash node {s.node_name} ({s.async_mode}) on http://{s.host}:{s.port}",
           file=sys.stderr, flush=True)
     if s.async_mode == "gevent":  # the production server: gunicorn's gevent worker
+        patch_engine("gevent")  # before gunicorn imports ssl; its worker patches again
         from .serving import run_gunicorn
 
         def load() -> Any:
@@ -78,9 +113,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import secrets
 
-    s = _settings(args, host=args.host, port=args.port).replace(
+    s = _settings(HOST=args.host, PORT=args.port, REDIS_URL=args.redis_url).replace(
         redis_url=args.redis_url or "", message_queue_url="", async_mode="gevent",
         auth_disabled=True)  # a local demo: no keys, no tokens (the node says so)
+    _check_port("demo", s)
+    patch_engine("gevent")  # before gunicorn imports ssl; its worker patches again
     if s.secret_key in PLACEHOLDER_SECRET_KEYS:
         s = s.replace(secret_key=secrets.token_hex(32))  # signs nothing anyone keeps
 
@@ -171,16 +208,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .events import ValidationError
     from .publisher import Publisher
 
-    if args.file:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-        payload: Any = json.loads(text)
-    else:
-        if not (args.type and args.swarm and args.agent):
-            raise SystemExit("publish: give --file, or --type, --swarm, --agent and --data")
-        payload = {"type": args.type, "swarm": args.swarm, "agent_id": args.agent,
-                   "data": json.loads(args.data or "{}")}
+    payload = _publish_payload(args)
+    s = _settings(REDIS_URL=args.redis_url)
     try:
-        with Publisher(args.redis_url, url=args.url, api_key=args.api_key) as pub:
+        with Publisher(url=args.url, api_key=args.api_key, settings=s) as pub:
             result = pub.publish(payload)
     except ValidationError as exc:
         print(json.dumps({"error": "invalid event(s)", "errors": exc.errors}), file=sys.stderr)
@@ -191,32 +222,81 @@ def cmd_publish(args: argparse.Namespace) -> int:
     except BackendUnavailable as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return 3
+    except SettingsError:
+        raise  # main() reports it: configuration error, exit status 2
     except ValueError as exc:
         raise SystemExit(f"publish: {exc}") from None
     print(json.dumps({"accepted": result.accepted, "cursor": result.cursor}))
     return 0
 
 
+def _publish_payload(args: argparse.Namespace) -> Any:
+    """The event(s) ``publish`` was given, or a one-line exit saying what is wrong."""
+    if args.file:
+        source = "stdin" if args.file == "-" else args.file
+        try:
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        except OSError as exc:
+            raise SystemExit(f"publish: cannot read --file {source}: "
+                             f"{exc.strerror or exc}") from None
+    else:
+        if not (args.type and args.swarm and args.agent):
+            raise SystemExit("publish: give --file, or --type, --swarm, --agent and --data")
+        source, text = "--data", args.data or "{}"
+    try:
+        parsed: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"publish: {source} is not JSON: {exc}") from None
+    if args.file:
+        return parsed
+    return {"type": args.type, "swarm": args.swarm, "agent_id": args.agent, "data": parsed}
+
+
+class _GaveUp(logging.Handler):
+    """Catches the message queue manager's "giving up": its emit() reports nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.reason: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "giving up" in record.getMessage():
+            detail = getattr(record, "redis_exception", None) or getattr(
+                record, "rabbitmq_exception", None)
+            self.reason = str(detail or record.getMessage())
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     from .app import client_manager
 
-    s = _settings(args)
-    url = args.queue_url or s.queue_url
+    s = _settings()
+    url = check_url("--queue-url", args.queue_url) if args.queue_url else s.queue_url
     if not url:
         raise SystemExit("notify: set MESSAGE_QUEUE_URL or REDIS_URL (or --queue-url)")
-    if url.split("://")[0] not in ("redis", "rediss", "unix", "amqp", "amqps"):
-        raise SystemExit(f"notify: {url!r} is not a redis:// or amqp:// URL")
+    failures = _GaveUp()
+    logger = logging.getLogger("swarmdash.notify")
+    logger.propagate = False
+    logger.addHandler(failures)
     manager = client_manager(url, s.message_queue_channel, timeout=s.redis_timeout,
-                             write_only=True)
+                             write_only=True, logger=logger)
     payload = {"type": "alert", "swarm": "*", "agent_id": "swarmdash-notify",
                "ts": time.time(), "source": "notify",
                "data": {"severity": args.severity, "message": args.message}}
-    manager.emit("system_alert", payload, namespace="/")
-    print(json.dumps({"sent": "system_alert", "via": url.split("@")[-1]}))
+    try:
+        manager.emit("system_alert", payload, namespace="/")
+    finally:
+        logger.removeHandler(failures)
+    via = url.split("@")[-1]
+    if failures.reason is not None:
+        print(f"notify: not sent, cannot publish to {via}: {failures.reason}", file=sys.stderr)
+        return 3
+    print(json.dumps({"sent": "system_alert", "via": via}))
     return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    import socketio
+
     from .watch import Watcher
 
     subscription: dict[str, Any] = {"swarm": args.swarm,
@@ -228,9 +308,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
     watcher = Watcher(args.url, subscription, sys.stdout, transports, args.count, token)
     try:
         watcher.run(args.duration)
+    except socketio.exceptions.ConnectionError as exc:
+        reason = watcher.refused or _reason(exc)
+        print(f"watch: cannot connect to {args.url}: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    if watcher.refused:
+        print(f"watch: refused: {watcher.refused}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _reason(exc: Exception) -> str:
+    """The OS's words for a failed connect ("Connection refused"), else the whole message."""
+    import re
+
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    return found.group(1).strip() if found else str(exc)
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -245,6 +340,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
         check_serving(settings)
     except SettingsError as exc:
         print(f"# a node would refuse to start with these settings: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -299,98 +395,127 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="swarmdash", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+class HelpFormatter(argparse.HelpFormatter):
+    """Every flag's help ends with its default, unless the help already says it."""
 
-    serve = sub.add_parser("serve", help="run one node (settings from the environment/.env)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--async-mode", choices=ASYNC_MODES)
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _command(sub: Any, name: str, help_: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_,
+                                                     formatter_class=HelpFormatter)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="swarmdash", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"swarmdash {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = _command(sub, "serve", "run one node (settings from the environment/.env)")
+    serve.add_argument("--host", help="address to listen on (default: HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT, 8050)")
+    serve.add_argument("--async-mode", choices=ASYNC_MODES,
+                       help="engine (default: ASYNC_MODE, gevent)")
     serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="one embedded node + a simulated swarm, nothing else needed")
-    demo.add_argument("--host", help="default: HOST (127.0.0.1)")
-    demo.add_argument("--port", type=int, help="default: PORT (8050)")
-    demo.add_argument("--swarms", type=int, default=3)
-    demo.add_argument("--agents", type=int, default=50)
+    demo = _command(sub, "demo", "one embedded node + a simulated swarm, nothing else needed")
+    demo.add_argument("--host", help="address to listen on (default: HOST, 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="port to listen on (default: PORT, 8050)")
+    demo.add_argument("--swarms", type=int, default=3, help="simulated swarms")
+    demo.add_argument("--agents", type=int, default=50, help="simulated agents in all")
     demo.add_argument("--rate", type=float, default=50.0, help="events per second")
-    demo.add_argument("--seed", type=int)
-    demo.add_argument("--redis-url", help="use this Redis instead of the embedded log")
+    demo.add_argument("--seed", type=int, help="random seed (default: a new one each run)")
+    demo.add_argument("--redis-url", help="use this Redis instead of the embedded log "
+                      "(default: none, embedded)")
     demo.set_defaults(func=cmd_demo)
 
-    sim = sub.add_parser("simulate", help="drive a realistic swarm through the HTTP API")
-    sim.add_argument("--url", default="http://127.0.0.1:8050")
-    sim.add_argument("--swarms", type=int, default=3)
-    sim.add_argument("--agents", type=int, default=50)
+    sim = _command(sub, "simulate", "drive a realistic swarm through the HTTP API")
+    sim.add_argument("--url", default="http://127.0.0.1:8050", help="a node or HAProxy")
+    sim.add_argument("--swarms", type=int, default=3, help="simulated swarms")
+    sim.add_argument("--agents", type=int, default=50, help="simulated agents in all")
     sim.add_argument("--rate", type=float, default=50.0, help="events per second")
     sim.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
-    sim.add_argument("--seed", type=int)
+    sim.add_argument("--seed", type=int, help="random seed (default: a new one each run)")
     sim.add_argument("--api-key", help="sent as Authorization: Bearer (default: "
                      "PUBLISH_API_KEY)")
     sim.set_defaults(func=cmd_simulate)
 
-    pub = sub.add_parser("publish", help="publish events straight to Redis, or to a node "
-                         "with --url")
-    pub.add_argument("--redis-url", help="default: REDIS_URL")
-    pub.add_argument("--url", help="POST to this node (or HAProxy) instead of writing to Redis")
-    pub.add_argument("--api-key", help="the API key (default over --url: PUBLISH_API_KEY)")
-    pub.add_argument("--file", "-f", help="JSON file with an event or a list ('-' = stdin)")
-    pub.add_argument("--type", choices=("agent", "task", "metric", "log", "alert"))
-    pub.add_argument("--swarm")
-    pub.add_argument("--agent")
-    pub.add_argument("--data", help="the event's data as JSON")
+    pub = _command(sub, "publish", "publish events straight to Redis, or to a node with --url")
+    pub.add_argument("--redis-url", help="the Redis to write to (default: REDIS_URL)")
+    pub.add_argument("--url", help="POST to this node (or HAProxy) instead of writing to Redis "
+                     "(default: none)")
+    pub.add_argument("--api-key", help="the API key (default over --url: PUBLISH_API_KEY; "
+                     "none to Redis)")
+    pub.add_argument("--file", "-f", help="JSON file with an event or a list ('-' = stdin; "
+                     "default: build one event from --type, --swarm, --agent, --data)")
+    pub.add_argument("--type", choices=("agent", "task", "metric", "log", "alert"),
+                     help="the event's type (no default)")
+    pub.add_argument("--swarm", help="the event's swarm (no default)")
+    pub.add_argument("--agent", help="the event's agent_id (no default)")
+    pub.add_argument("--data", help="the event's data as JSON (default: {})")
     pub.set_defaults(func=cmd_publish)
 
-    notify = sub.add_parser("notify", help="send a system_alert to every connected dashboard")
-    notify.add_argument("message")
+    notify = _command(sub, "notify", "send a system_alert to every connected dashboard")
+    notify.add_argument("message", help="the alert's text")
     notify.add_argument("--severity", default="warning",
-                        choices=("info", "warning", "error", "critical"))
+                        choices=("info", "warning", "error", "critical"), help="its severity")
     notify.add_argument("--queue-url", help="default: MESSAGE_QUEUE_URL, else REDIS_URL")
     notify.set_defaults(func=cmd_notify)
 
-    watch = sub.add_parser("watch", help="print a live subscription in the terminal, "
-                           "resuming from its cursor after every reconnect")
-    watch.add_argument("--url", default="http://127.0.0.1:8050")
-    watch.add_argument("--swarm", default="*")
-    watch.add_argument("--channels", default="agent,task,metric,log")
-    watch.add_argument("--agent-id")
+    watch = _command(sub, "watch", "print a live subscription in the terminal, resuming from "
+                     "its cursor after every reconnect")
+    watch.add_argument("--url", default="http://127.0.0.1:8050", help="a node or HAProxy")
+    watch.add_argument("--swarm", default="*", help="a swarm, or * for every swarm the token "
+                       "allows")
+    watch.add_argument("--channels", default="agent,task,metric,log",
+                       help="comma-separated channels")
+    watch.add_argument("--agent-id", help="only this agent (default: every agent)")
     watch.add_argument("--transport", choices=("websocket", "polling"),
                        help="default: long-polling, then upgrade to websocket")
-    watch.add_argument("--count", type=int, help="stop after this many events")
+    watch.add_argument("--count", type=int, help="stop after this many events "
+                       "(default: no limit)")
     watch.add_argument("--token", help="viewer token (default: VIEWER_TOKEN)")
-    watch.add_argument("--duration", type=float, help="stop after this many seconds")
+    watch.add_argument("--duration", type=float, help="stop after this many seconds "
+                       "(default: until Ctrl-C)")
     watch.set_defaults(func=cmd_watch)
 
     from .cluster_cli import add_parser as add_cluster
 
-    add_cluster(sub)
+    add_cluster(sub, HelpFormatter)
 
-    env = sub.add_parser("settings", help="validate the settings in effect and print them "
-                         "(secrets masked); --defaults prints the defaults in .env format")
-    env.add_argument("--defaults", action="store_true")
+    env = _command(sub, "settings", "validate the settings in effect and print them "
+                   "(secrets masked); exit status 2 if a node would refuse them")
+    env.add_argument("--defaults", action="store_true",
+                     help="print every setting's default instead, in .env format")
     env.set_defaults(func=cmd_settings)
 
-    key = sub.add_parser("apikey", help="make a new API key for an agent: prints the key and "
-                         "its API_KEYS entry (a hash)")
+    key = _command(sub, "apikey", "make a new API key for an agent: prints the key and its "
+                   "API_KEYS entry (a hash)")
     key.add_argument("--id", required=True, help="the key's name, e.g. the agent fleet")
     key.add_argument("--swarm", action="append", help="a swarm the key may publish to "
-                     "(repeatable)")
-    key.add_argument("--all-swarms", action="store_true")
+                     "(repeatable; no default: give it or --all-swarms)")
+    key.add_argument("--all-swarms", action="store_true", help="the key may publish anywhere")
     key.set_defaults(func=cmd_apikey)
 
-    tok = sub.add_parser("token", help="issue a viewer token (signed with SECRET_KEY) and "
-                         "print its sign-in link; --check verifies one")
+    tok = _command(sub, "token", "issue a viewer token (signed with SECRET_KEY) and print its "
+                   "sign-in link; --check verifies one")
     tok.add_argument("--swarm", action="append", help="a swarm the viewer may see "
-                     "(repeatable)")
-    tok.add_argument("--all-swarms", action="store_true")
-    tok.add_argument("--ttl", default="8h", help="lifetime: 30m, 8h, 7d (default %(default)s)")
+                     "(repeatable; no default: give it or --all-swarms)")
+    tok.add_argument("--all-swarms", action="store_true", help="the viewer may see every swarm")
+    tok.add_argument("--ttl", default="8h", help="lifetime: 30m, 8h, 7d")
     tok.add_argument("--name", default="viewer", help="who the token is for (shown, logged)")
     tok.add_argument("--url", default="http://127.0.0.1:8050",
                      help="the dashboard's address, for the sign-in link")
     tok.add_argument("--check", metavar="TOKEN",
                      help="verify TOKEN with the settings in effect (SECRET_KEY and "
-                     "SECRET_KEY_PREVIOUS) and print what it grants")
+                     "SECRET_KEY_PREVIOUS) and print what it grants (default: issue one)")
     tok.set_defaults(func=cmd_token)
     return p
 

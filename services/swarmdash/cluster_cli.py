@@ -8,6 +8,8 @@
     swarmdash cluster rolling-restart               every node, one at a time
     swarmdash cluster restart-haproxy | restart-redis
     swarmdash cluster down                          stop everything it started
+
+--dir DIR (default .swarmdash-cluster) goes before or after the action.
 """
 
 from __future__ import annotations
@@ -18,29 +20,61 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .localcluster import MAX_NODES, ClusterError, LocalCluster, Ports
-from .processes import Timeout
+from .clusterports import MAX_NODES, Ports
 
 DEFAULT_DIR = ".swarmdash-cluster"
 
 
-def _print_status(status: dict[str, Any]) -> None:
-    entry = status["entrypoint"]
-    print(f"entrypoint  {entry['http']}  {entry['https']}  stats {entry['stats']}")
-    print("services    " + "  ".join(f"{k}={v}" for k, v in status["services"].items()))
-    cols = ("node", "address", "process", "haproxy", "registry", "clients", "uptime")
-    rows = [[str(n.get(c) if n.get(c) is not None else "-") for c in cols]
-            for n in status["nodes"]]
+def _table(cols: tuple[str, ...], rows: list[list[str]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    lines = [cols, *rows]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)
+
+
+def duration(seconds: float | None) -> str:
+    """``3d 4h``, ``2h 05m``, ``7m 12s``, ``42s``: an uptime a person reads at a glance."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {s % 60:02d}s" if minutes else f"{s}s"
+
+
+def format_status(status: dict[str, Any]) -> str:
+    entry = status["entrypoint"]
+    out = [f"entrypoint  {entry['http']}  {entry['https']}  stats {entry['stats']}",
+           "services    " + "  ".join(f"{k}={v}" for k, v in status["services"].items()), ""]
+    cols = ("node", "address", "process", "haproxy", "registry", "viewers", "uptime", "pid")
+    rows = [[n["node"], n["address"], n["process"], n["haproxy"], n["registry"],
+             str(n.get("clients", 0)), duration(n.get("uptime")), str(n.get("pid") or "-")]
+            for n in status["nodes"]]
+    out.append(_table(cols, rows) if rows else "no nodes")
     totals = status.get("totals") or {}
-    print(f"live nodes {totals.get('nodes', 0)}, viewers {totals.get('clients', 0)}"
-          + (f" {totals['clients_per_swarm']}" if totals.get("clients_per_swarm") else ""))
+    out += ["", f"live nodes {totals.get('nodes', 0)}, viewers {totals.get('clients', 0)}"]
+    per_swarm = totals.get("clients_per_swarm") or {}
+    if per_swarm:
+        out += ["", _table(("swarm", "viewers"),
+                           [[name, str(n)] for name, n in sorted(per_swarm.items())])]
+    return "\n".join(out)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    print(format_status(status))
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
+    from .localcluster import ClusterError, LocalCluster
+    from .processes import Timeout
+
     workdir = Path(args.dir)
     try:
         if args.action == "up":
@@ -50,8 +84,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             env = dict(kv.split("=", 1) for kv in args.env)
             cluster = LocalCluster(workdir, args.nodes, ports=ports, net=args.net,
                                    stickiness=args.stickiness, node_env=env,
-                                   prometheus=args.prometheus)
-            print(f"starting {args.nodes} nodes in {cluster.dir} …", file=sys.stderr)
+                                   prometheus=args.prometheus, progress=_progress)
+            _progress(f"starting {args.nodes} nodes in {cluster.dir}")
             cluster.up()
             _print_status(cluster.status())
             print(f"logs: {cluster.logs}/   stop: swarmdash cluster down --dir {args.dir}")
@@ -61,6 +95,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                   f"--url {cluster.http_url}")
             return 0
         cluster = LocalCluster.load(workdir)
+        cluster.progress = _progress
         if args.action == "status":
             status = cluster.status()
             if args.json:
@@ -97,19 +132,30 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser("cluster", help="run the whole cluster locally without Docker",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", default=DEFAULT_DIR, help="state, logs and data (default: %(default)s)")
-    actions = p.add_subparsers(dest="action", required=True)
-    up = actions.add_parser("up", help="start redis-server, the nodes and HAProxy")
-    up.add_argument("--nodes", type=int, default=3, help=f"1 to {MAX_NODES} (default 3)")
+    dir_help = "state, logs and data (default: %(default)s)"
+    p.add_argument("--dir", default=DEFAULT_DIR, help=dir_help)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_: str) -> argparse.ArgumentParser:
+        a: argparse.ArgumentParser = actions.add_parser(name, help=help_, description=help_,
+                                                        formatter_class=formatter)
+        # also after the action, as the commands this one prints have it; SUPPRESS keeps a
+        # --dir given before the action
+        a.add_argument("--dir", default=argparse.SUPPRESS,
+                       help=f"state, logs and data (default: {DEFAULT_DIR})")
+        return a
+
+    up = action("up", "start redis-server, the nodes and HAProxy")
+    up.add_argument("--nodes", type=int, default=3, help=f"1 to {MAX_NODES}")
     up.add_argument("--prometheus", action="store_true", help="also run Prometheus")
     up.add_argument("--stickiness", choices=("source", "cookie", "none"), default="source",
                     help="how HAProxy keeps a Socket.IO session on its node")
     up.add_argument("--net", default="127.0.1", help="nodes bind NET.1, NET.2, …")
     up.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                    help="a setting for every node (repeatable)")
+                    help="a setting for every node (repeatable; default: none)")
     defaults = Ports()
     for name, help_ in (("port", "HAProxy plain HTTP"), ("https-port", "HAProxy HTTPS"),
                         ("http-port", "HAProxy HTTP, redirected to HTTPS"),
@@ -118,18 +164,16 @@ def add_parser(sub: Any) -> None:
                         ("redis-port", "redis-server"), ("node-port", "every node"),
                         ("prometheus-port", "Prometheus")):
         attr = "plain" if name == "port" else name.removesuffix("-port")
-        up.add_argument(f"--{name}", type=int, default=getattr(defaults, attr),
-                        help=f"{help_} (default %(default)s)")
-    status = actions.add_parser("status", help="processes, HAProxy's view and the registry")
-    status.add_argument("--json", action="store_true")
-    actions.add_parser("down", help="stop everything the cluster started")
-    actions.add_parser("add-node", help="scale out by one node")
-    for action, help_ in (("remove-node", "drain a node, then stop it"),
-                          ("restart-node", "restart one node"),
-                          ("kill-node", "SIGKILL one node (a crash)")):
-        a = actions.add_parser(action, help=help_)
-        a.add_argument("name")
-    actions.add_parser("rolling-restart", help="restart every node, one at a time")
-    actions.add_parser("restart-haproxy", help="stop and start HAProxy")
-    actions.add_parser("restart-redis", help="stop and start redis-server (AOF keeps the data)")
+        up.add_argument(f"--{name}", type=int, default=getattr(defaults, attr), help=help_)
+    status = action("status", "processes, HAProxy's view and the registry")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    action("down", "stop everything the cluster started")
+    action("add-node", "scale out by one node")
+    for name, help_ in (("remove-node", "drain a node, then stop it"),
+                        ("restart-node", "restart one node"),
+                        ("kill-node", "SIGKILL one node (a crash)")):
+        action(name, help_).add_argument("name", help="the node, e.g. node2 (cluster status)")
+    action("rolling-restart", "restart every node, one at a time")
+    action("restart-haproxy", "stop and start HAProxy")
+    action("restart-redis", "stop and start redis-server (AOF keeps the data)")
     p.set_defaults(func=cmd_cluster)

@@ -28,12 +28,13 @@ from typing import Any
 
 import requests
 
+from .clusterports import MAX_NODES, Ports
 from .processes import Processes, pid_alive, port_free, wait_until
+
+__all__ = ["MAX_NODES", "ClusterError", "LocalCluster", "NodeInfo", "Ports"]
 
 NODES_FQDN = "nodes.swarmdash.local"
 STATE_FILE = "cluster.json"
-#: Node slots in HAProxy's server-template: the most nodes the local cluster can run.
-MAX_NODES = 10
 
 
 class ClusterError(RuntimeError):
@@ -48,18 +49,6 @@ def repo_root() -> Path:
             return root
     raise ClusterError("haproxy/haproxy.cfg not found: run from a SwarmDash checkout "
                        "or set SWARMDASH_REPO to one")
-
-
-@dataclass
-class Ports:
-    plain: int = 8050   # HAProxy, plain HTTP (no redirect)
-    https: int = 8443   # HAProxy, TLS
-    http: int = 8080    # HAProxy, plain HTTP redirected to HTTPS
-    stats: int = 8404   # HAProxy stats page and Prometheus exporter
-    dns: int = 8053     # the local DNS responder (UDP)
-    redis: int = 6390
-    node: int = 8050    # every node, each on its own loopback address
-    prometheus: int = 9090
 
 
 @dataclass
@@ -96,7 +85,8 @@ class LocalCluster:
     def __init__(self, workdir: Path, nodes: int = 3, *, ports: Ports | None = None,
                  net: str = "127.0.1", stickiness: str = "source",
                  node_env: dict[str, str] | None = None, prometheus: bool = False,
-                 ready_timeout: float = 60.0):
+                 ready_timeout: float = 60.0,
+                 progress: Callable[[str], None] | None = None):
         if not 1 <= nodes <= MAX_NODES:
             raise ClusterError(f"--nodes must be between 1 and {MAX_NODES}")
         if stickiness not in ("source", "cookie", "none"):
@@ -108,6 +98,8 @@ class LocalCluster:
         self.state = State(ports=ports or Ports(), net=net, stickiness=stickiness,
                            node_env=dict(node_env or {}))
         self.procs = Processes(self.logs, self.dir)
+        #: Told each step as it completes (``swarmdash cluster`` prints them).
+        self.progress: Callable[[str], None] = progress or (lambda _message: None)
 
     # --- state -------------------------------------------------------------------------
     @classmethod
@@ -202,8 +194,10 @@ class LocalCluster:
                 self._wait_node(n)
                 self._publish(n)
             self._start_haproxy()
+            self.progress("haproxy: every node UP")
             if self.prometheus:
                 self._start_prometheus()
+                self.progress(f"prometheus ready on {self.prometheus_url}")
         except BaseException:
             self.down()
             raise
@@ -268,6 +262,7 @@ class LocalCluster:
             "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--daemonize", "no"])
         wait_until(self._redis_ping, 15, "redis-server")
+        self.progress(f"redis-server ready on {self.redis_url}")
 
     def restart_redis(self) -> None:
         self.procs.stop(self.state.pids.get("redis"), 10)
@@ -290,6 +285,7 @@ class LocalCluster:
             "--state", str(self.dir / STATE_FILE)])
         self.save()
         wait_until(self._dns_answers, 15, "the DNS responder")
+        self.progress("DNS responder ready")
 
     def node_environment(self, node: NodeInfo) -> dict[str, str]:
         return {
@@ -308,6 +304,7 @@ class LocalCluster:
         node.pid = self.procs.spawn(node.name, [sys.executable, "-m", "gunicorn", "-c", str(config),
                                            "swarmdash.wsgi:app"], self.node_environment(node))
         self.save()
+        self.progress(f"{node.name} starting (pid {node.pid}) on {node.host}")
 
     def _publish(self, node: NodeInfo) -> None:
         node.running = True
@@ -322,10 +319,12 @@ class LocalCluster:
                 raise ClusterError(f"{node.name} exited:\n{self.tail(node.name)}")
             return self._node_healthy(node)
 
-        deadline = time.monotonic() + self.ready_timeout
+        started = time.monotonic()
+        deadline = started + self.ready_timeout
         while True:
             try:
                 if ready():
+                    self.progress(f"{node.name} healthy after {time.monotonic() - started:.1f} s")
                     return
             except ClusterError:
                 raise
@@ -360,7 +359,10 @@ class LocalCluster:
         node.running = False
         self.save()
         if "haproxy" in self.state.pids:
+            self.progress(f"{name} out of DNS; waiting for HAProxy to take it out")
             self.wait_haproxy(lambda up: node.host not in up)
+        self.progress(f"{name} stopping (its clients move to other nodes; up to "
+                      f"{self.graceful_timeout + 5:g} s)")
         self.procs.stop(node.pid, self.graceful_timeout + 5)
         self.state.nodes.remove(node)
         self.save()
@@ -499,11 +501,18 @@ class LocalCluster:
 
     def down(self) -> None:
         for name in ("prometheus", "haproxy"):
-            self.procs.stop(self.state.pids.pop(name, None), 10)
+            self._stop_service(name)
         for node in self.state.nodes:
             self.procs.stop(node.pid, self.graceful_timeout + 5)
+            self.progress(f"{node.name} stopped")
         for name in ("dns", "redis"):
-            self.procs.stop(self.state.pids.pop(name, None), 10)
+            self._stop_service(name)
         self.state.nodes.clear()
         (self.dir / STATE_FILE).unlink(missing_ok=True)
         (self.dir / "haproxy.sock").unlink(missing_ok=True)
+
+    def _stop_service(self, name: str) -> None:
+        pid = self.state.pids.pop(name, None)
+        if pid is not None:
+            self.procs.stop(pid, 10)
+            self.progress(f"{name} stopped")

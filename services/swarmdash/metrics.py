@@ -1,24 +1,46 @@
 """Every Prometheus metric of a node, in one registry, with bounded labels only.
 
 Labels are event types, channels, Socket.IO event names, components and reasons: fixed
-sets. Never a sid, user, swarm or room (unbounded).
+sets. Never a sid, user, swarm or room (unbounded). Besides these, the registry exports
+the process collector's ``process_*`` series and ``swarmdash_build_info``; counters and
+histograms carry no ``*_created`` series (nothing here reads them, and they double the
+series count).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from . import __version__
 from .events import EVENT_TYPES
 
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 NS = "swarmdash"
+
+ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_open_fds, ...
+BUILD = Info(f"{NS}_build", "The SwarmDash version this node runs, and its Python",
+             registry=REGISTRY)
+BUILD.info({"version": __version__, "python": platform.python_version()})
 
 CLIENTS = Gauge(f"{NS}_connected_clients", "Socket.IO clients connected to this node",
                 registry=REGISTRY)
 EVENTS_INGESTED = Counter(f"{NS}_events_ingested_total", "Events accepted into the event log",
                           ["type", "source"], registry=REGISTRY)
-INGEST_REJECTED = Counter(f"{NS}_ingest_rejected_total", "Ingest requests refused",
-                          ["reason"], registry=REGISTRY)
+INGEST_REJECTED = Counter(f"{NS}_ingest_rejected_total",
+                          "Ingest requests refused, by reason: one per refused request, "
+                          "whatever the number of events in it", ["reason"], registry=REGISTRY)
 EVENTS_RELAYED = Counter(f"{NS}_events_relayed_total", "Events read from the log by the relay",
                          ["type"], registry=REGISTRY)
 EVENTS_REPLAYED = Counter(f"{NS}_events_replayed_total", "Events replayed to resuming clients",
@@ -28,7 +50,7 @@ EMITS = Counter(f"{NS}_emits_total", "Socket.IO emits to rooms (one per batch)",
 EVENTS_EMITTED = Counter(f"{NS}_events_emitted_total",
                          "Events delivered, counted once per receiving client", ["event"],
                          registry=REGISTRY)
-BATCH_SIZE = Histogram(f"{NS}_batch_size", "Events per emitted batch", ["event"],
+BATCH_SIZE = Histogram(f"{NS}_batch_size_events", "Events per emitted batch", ["event"],
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=REGISTRY)
 EMIT_LATENCY = Histogram(
     f"{NS}_emit_latency_seconds", "Event timestamp to emit, oldest event of each batch",
@@ -48,7 +70,7 @@ CLUSTER_NODES = Gauge(f"{NS}_cluster_nodes",
                       "Live nodes in the cluster registry, as this node sees it",
                       registry=REGISTRY)
 CONNECTION_LIMIT = Gauge(f"{NS}_connection_limit",
-                         "Connections this node's server accepts (gunicorn worker_connections)",
+                         "Connections this node's server accepts (WORKER_CONNECTIONS)",
                          registry=REGISTRY)
 FALLBACK_POLLS = Counter(f"{NS}_fallback_polls_total",
                          "GET /api/v1/events made by dashboards in polling fallback",

@@ -109,9 +109,13 @@ def _simple_websocket(compression: str) -> None:
 def _lean_engineio(eio_server: Any) -> None:
     """Patch 3, for one Engine.IO server running under gevent."""
     import engineio.socket
+    import gevent
 
     from . import wsconn
 
+    # gevent records each greenlet's spawning stack and tree unless told not to: bytes per
+    # connection that nothing here reads
+    gevent.config.track_greenlet_tree = False
     engineio.socket.Socket = wsconn.LeanSocket  # server.py builds sockets through the module
     eio_server._async = {**eio_server._async, "websocket": wsconn.LeanWebSocketWSGI}
     setattr(eio_server, wsconn.PINGER_ATTR, wsconn.Pinger(eio_server))

@@ -290,14 +290,15 @@ class Settings:
         "Keep it below WORKER_CONNECTIONS so HTTP requests still get through.", min=1,
         max=1_000_000)
     max_pending_connections: int = _env(
-        "MAX_PENDING_CONNECTIONS", 200,
-        "Connections one node holds that have not completed the Socket.IO connect yet; "
-        "beyond it a new one is refused (401). MAX_CLIENTS_PER_NODE plus this stays below "
-        "WORKER_CONNECTIONS.", min=1, max=1_000_000)
+        "MAX_PENDING_CONNECTIONS", 4000,
+        "Connections one node holds that have not completed the Socket.IO connect yet "
+        "(room for a burst of reconnects); beyond it a new one is refused (401). "
+        "MAX_CLIENTS_PER_NODE plus this stays below WORKER_CONNECTIONS.", min=1, max=1_000_000)
     handshake_timeout: float = _env(
-        "HANDSHAKE_TIMEOUT", 5.0,
+        "HANDSHAKE_TIMEOUT", 20.0,
         "Seconds a connection may stay open without completing the Socket.IO connect (with "
-        "a valid viewer token); then the node closes it.", min=0.5, max=300)
+        "a valid viewer token); then the node closes it. A busy node may take seconds to "
+        "answer a burst of connects.", min=0.5, max=300)
     max_agents_per_swarm: int = _env(
         "MAX_AGENTS_PER_SWARM", 1000,
         "Agents the state of one swarm holds; a batch that would add one more is refused "
@@ -422,8 +423,16 @@ def _to_api_keys(raw: str) -> tuple[str, ...]:
 def _to_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         raw = raw.strip()
-        if raw and urlparse(raw).scheme not in schemes:
+        if not raw:
+            return raw
+        parts = urlparse(raw)
+        if parts.scheme not in schemes:
             raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL")
+        if parts.scheme == "unix" and not parts.path:
+            raise ValueError("names no socket path (unix:///run/redis.sock)")
+        if parts.scheme != "unix" and not parts.hostname:
+            # redis-py would quietly read it as localhost:6379
+            raise ValueError(f"names no host ({parts.scheme}://HOST:PORT)")
         return raw
     return convert
 
@@ -436,6 +445,14 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "SECRET_KEY_PREVIOUS": _to_list,
     "ALLOWED_HOSTS": _to_hosts,
 }
+
+
+def check_url(flag: str, raw: str) -> str:
+    """``raw`` checked as ``MESSAGE_QUEUE_URL`` would be; :class:`SettingsError` names ``flag``."""
+    try:
+        return _CONVERTERS["MESSAGE_QUEUE_URL"](raw)
+    except ValueError as exc:
+        raise SettingsError(f"{flag}={raw!r}: {exc}") from None
 
 
 def _convert(f: Any, raw: str) -> Any:
@@ -465,13 +482,15 @@ def _read_secret_file(variable: str, path: str) -> str:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env",
+    overrides: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build and validate settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
-    Real environment variables win over the file, as with docker-compose and systemd.
-    ``<NAME>_FILE`` gives a setting's value as the content of a file (a Docker secret) when
-    ``<NAME>`` itself is not set.
+    Real environment variables win over the file, as with docker-compose and systemd;
+    ``overrides`` (variable -> text, e.g. from command-line flags) win over both and are
+    checked the same way. ``<NAME>_FILE`` gives a setting's value as the content of a file
+    (a Docker secret) when ``<NAME>`` itself is not set.
     """
     env = os.environ if environ is None else environ
     source: dict[str, str] = {}
@@ -479,6 +498,7 @@ def load_settings(
     if env_path and env_path.is_file():
         source.update(read_env_file(env_path))
     source.update(env)
+    source.update(overrides or {})
 
     values: dict[str, Any] = {}
     for f in fields(Settings):

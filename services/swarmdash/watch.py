@@ -15,6 +15,9 @@ import socketio
 
 from .events import AGENT_CRITICAL, BATCH_EVENTS, SYSTEM_ALERT, Event
 
+#: Connect refusals that a retry with the same token cannot overcome.
+FINAL_REFUSALS = ("unauthorized", "forbidden")
+
 
 def describe(event: Event) -> str:
     """One line for a terminal: when, id, type, swarm/agent and the gist of ``data``."""
@@ -43,11 +46,14 @@ class Watcher:
         self.count = count
         self.cursor: str | None = None
         self.seen = 0
+        self.refused: str | None = None  # why the node refused the subscription
         self.done = threading.Event()
+        self.stopping = False
         self.sio = socketio.Client(reconnection=True, reconnection_delay_max=5)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("session_expired", self._on_expired)
+        self.sio.on("connect_error", self._on_connect_error)
         for name in (*BATCH_EVENTS.values(), SYSTEM_ALERT, AGENT_CRITICAL):
             self.sio.on(name, self._handler(name))
 
@@ -63,7 +69,9 @@ class Watcher:
     def _subscribe(self, request: dict[str, Any]) -> None:
         ack = self.sio.call("subscribe", request, timeout=15)
         if not ack.get("ok"):
-            self._print(f"# subscribe refused: {ack.get('error')}: {ack.get('detail')}")
+            self.refused = f"{ack.get('error')}: {ack.get('detail')}"
+            self._print(f"# subscribe refused: {self.refused}")
+            self.done.set()  # nothing will arrive: stop rather than wait forever
             return
         snapshot = ack.get("snapshot")
         extra = f", snapshot of {len(snapshot['agents'])} agents" if snapshot else ""
@@ -72,14 +80,24 @@ class Watcher:
         if not self.cursor:
             self.cursor = ack["cursor"]
 
+    def _on_connect_error(self, data: Any = None) -> None:
+        """A refused token ends the watch (retrying cannot help); a full node is retried."""
+        # the node's refusal {"error", "detail"} arrives as the "data" of the error packet
+        refusal = data.get("data", data) if isinstance(data, dict) else None
+        if isinstance(refusal, dict) and refusal.get("error") in FINAL_REFUSALS:
+            self.refused = f"{refusal['error']}: {refusal.get('detail')}"
+            self.done.set()
+
     def _on_disconnect(self, reason: Any = None) -> None:
-        self._print(f"# disconnected ({reason}); reconnecting from {self.cursor}")
+        if not self.stopping:  # our own disconnect at the end is no news
+            self._print(f"# disconnected ({reason}); reconnecting from {self.cursor}")
 
     def _on_expired(self, notice: Any = None) -> None:
         """The node ends the connection at the token's expiry: stop, saying what to do."""
         detail = notice.get("detail") if isinstance(notice, dict) else None
         self._print(f"# {detail or 'the viewer token has expired'} "
                     "(a new token: swarmdash token)")
+        self.refused = f"unauthorized: {detail or 'the viewer token has expired'}"
         self.done.set()
 
     def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
@@ -95,10 +113,15 @@ class Watcher:
         return handle
 
     def run(self, duration: float | None = None) -> int:
+        """Print events until ``count``, ``duration`` or a refused subscribe; the number seen.
+
+        Raises :class:`socketio.exceptions.ConnectionError` when the first connect fails.
+        """
         self.sio.connect(self.url, transports=self.transports, wait_timeout=15,
                          auth={"token": self.token} if self.token else None)
         try:
             self.done.wait(duration)
         finally:
+            self.stopping = True
             self.sio.disconnect()
         return self.seen

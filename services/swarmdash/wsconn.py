@@ -284,6 +284,7 @@ class LeanServer(SimpleServer):
 
     sock: Any
     ws: Any
+    own_greenlet = False  # reads in a greenlet of its own once the request has finished
     connected: bool
     input_buffer: list[Any]
     receive_bytes: int
@@ -332,8 +333,18 @@ class LeanWebSocketWSGI:
         self.server = server
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        own = "gunicorn.socket" in environ
+        if own:
+            # The connection outlives gunicorn's request greenlet, whose deep stack would
+            # otherwise be kept for as long as the dashboard stays: take its socket over
+            # (the client sends nothing before the handshake's answer, so gunicorn's read
+            # buffer holds nothing of it) and let the request finish.
+            sock = environ["gunicorn.socket"]
+            environ["gunicorn.socket"] = type(sock)(sock.family, sock.type, sock.proto,
+                                                    fileno=sock.detach())
         self.lean = LeanServer(environ, self.server.start_background_task,
                                self.server.max_http_buffer_size)
+        self.lean.own_greenlet = own
         self.ws = self.lean
         ret = self.app(self)
         if self.lean.mode == "gunicorn":
@@ -467,7 +478,6 @@ class LeanSocket(eio_socket.Socket):
         if lean is None:
             result: list[Any] = super()._websocket_handler(ws)
             return result
-        reason = self.server.reason
         if self.connected:  # an upgrade from long-polling
             self.upgrading = True
             probe = lean.receive()
@@ -491,6 +501,14 @@ class LeanSocket(eio_socket.Socket):
         else:
             self.connected = True
         self._attach(lean)
+        if lean.own_greenlet:  # a shallow greenlet reads from now on; the request ends
+            self.server.start_background_task(self._read_loop, lean)
+        else:
+            self._read_loop(lean)
+        return []
+
+    def _read_loop(self, lean: LeanServer) -> None:
+        reason = self.server.reason
         while True:
             data = lean.receive()
             if data is None:
@@ -506,4 +524,4 @@ class LeanSocket(eio_socket.Socket):
                 break
         self.close(wait=False, abort=True, reason=reason.TRANSPORT_CLOSE)
         lean.outbox.end(abort=True)
-        return []
+        lean.sock.sock.close()

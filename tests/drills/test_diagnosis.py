@@ -188,5 +188,6 @@ def test_redis_and_relay_commands(drill: Drill) -> None:
         lines = drill.sh(f"for n in 1 2 3; do curl -s http://127.0.1.$n:8050/metrics "
                          f"| grep -E '^{metric}'; done").stdout.splitlines()
         assert len(lines) == 3, (metric, lines)
-    masked = drill.sh("swarmdash settings | grep '^SECRET_KEY='").stdout.strip()
+    masked = drill.sh("SWARMDASH_ENV_FILE=.swarmdash-cluster/node.env swarmdash settings "
+                      "| grep '^SECRET_KEY='").stdout.strip()
     assert masked == "SECRET_KEY=****"

@@ -40,9 +40,11 @@ def registry_series(registry: CollectorRegistry) -> set[str]:
     out: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":
-            out |= {f"{family.name}_total", f"{family.name}_created"}
+            out.add(f"{family.name}_total")
         elif family.type == "histogram":
-            out |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
+            out |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count")}
+        elif family.type == "info":
+            out.add(f"{family.name}_info")
         elif family.type == "summary":
             out |= {family.name, f"{family.name}_sum", f"{family.name}_count"}
         else:

@@ -200,7 +200,7 @@ def test_dockerfile_runs_gunicorn_as_a_non_root_user() -> None:
     [entry] = re.findall(r"^ENTRYPOINT\s+(\[.*\])", text, re.M)
     assert json.loads(entry) == ["gunicorn", "-c", "infra/gunicorn.conf.py",
                                  "swarmdash.wsgi:app"]
-    assert re.search(r"^RUN pip install \.", text, re.M)
+    assert re.search(r"^RUN pip install -c constraints\.txt \.", text, re.M)
     assert "HEALTHCHECK" in text
 
 

@@ -4,12 +4,14 @@ and every panel reads metrics that exist (the nodes' registry, HAProxy 2.6's exp
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from typing import Any
 
 import yaml
 
 from swarmdash.metrics import REGISTRY
+from swarmdash.settings import describe
 from tests.helpers import ROOT
 
 from .conftest import need
@@ -70,7 +72,7 @@ def test_dashboard_is_valid_and_every_query_uses_the_provisioned_datasource() ->
 def test_dashboard_covers_what_operators_watch() -> None:
     used = set().union(*(metric_names(expr) for _, expr in expressions()))
     for metric in ("swarmdash_connected_clients", "swarmdash_events_ingested_total",
-                   "swarmdash_events_emitted_total", "swarmdash_batch_size_bucket",
+                   "swarmdash_events_emitted_total", "swarmdash_batch_size_events_bucket",
                    "swarmdash_emit_latency_seconds_bucket", "swarmdash_redis_errors_total",
                    "haproxy_server_status"):
         assert metric in used, f"no panel shows {metric}"
@@ -90,3 +92,20 @@ def test_haproxy_metric_names_come_from_the_real_exporter() -> None:
     series = haproxy_series()
     assert {"haproxy_server_status", "haproxy_backend_active_servers"} <= series
     assert "haproxy_server_state" not in series
+
+
+def test_a_panel_that_names_a_setting_reads_the_metric_of_that_setting() -> None:
+    """"(of WORKER_CONNECTIONS)" in a title must divide by the metric that reports it."""
+    settings = {row[0] for row in describe()}
+    metric_of = {}  # setting -> the gauge whose help names it, e.g. swarmdash_client_limit
+    for family in REGISTRY.collect():
+        for name in re.findall(r"\(([A-Z][A-Z_]+)\)", family.documentation):
+            if name in settings:
+                metric_of[name] = family.name
+    assert {"WORKER_CONNECTIONS", "MAX_CLIENTS_PER_NODE"} <= set(metric_of)
+    for panel in dashboard()["panels"]:
+        named = [s for s in re.findall(r"[A-Z][A-Z_]{3,}", panel["title"]) if s in metric_of]
+        used = set().union(*(metric_names(t["expr"]) for t in panel.get("targets", [])))
+        for setting in named:
+            assert metric_of[setting] in used, (
+                f"panel {panel['title']!r} names {setting} but reads {sorted(used)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -270,21 +272,38 @@ def test_cluster_command_up_status_down(tmp_path: Path) -> None:
                          "--redis-port", str(p.redis), "--node-port", str(p.node),
                          "--env", "GRACEFUL_TIMEOUT=2"],
                         capture_output=True, text=True, timeout=120)
+    # the command `up` tells the operator to stop it with, as printed
+    stop = re.search(r"stop: (swarmdash cluster down --dir \S+)", up.stdout)
+    down_argv = (shlex.split(stop.group(1).replace("swarmdash", base[0], 1)) if stop
+                 else [*base, "down"])
     try:
         assert up.returncode == 0, up.stderr + up.stdout
         assert "node1" in up.stdout and "node2" in up.stdout
+        # progress while it starts: each process as it becomes ready
+        for step in ("redis-server ready", "node1 starting (pid", "node2 healthy after",
+                     "haproxy: every node UP"):
+            assert step in up.stderr, up.stderr
         status = subprocess.run([*base, "status"], capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stderr
         rows = [line for line in status.stdout.splitlines()
                 if line.startswith("node") and line[4].isdigit()]
         assert len(rows) == 2 and all("running" in r and "UP" in r and "live" in r
                                       for r in rows), status.stdout
+        assert re.search(r"\s\d+(s|m \d\ds)\s+\d+$", rows[0]), status.stdout  # uptime, pid
         assert requests.get(f"http://127.0.0.1:{p.plain}/health", timeout=5).ok
         again = subprocess.run([*base, "up"], capture_output=True, text=True, timeout=30)
         assert again.returncode == 1 and "already" in again.stderr
+        removed = subprocess.run([*base, "remove-node", "node2"], capture_output=True,
+                                 text=True, timeout=60)
+        assert removed.returncode == 0, removed.stderr
+        assert "waiting for HAProxy" in removed.stderr and "node2 stopping" in removed.stderr
     finally:
-        down = subprocess.run([*base, "down"], capture_output=True, text=True, timeout=60)
+        down = subprocess.run(down_argv, capture_output=True, text=True, timeout=60)
+        if down.returncode != 0:  # stop what was started even when the printed command fails
+            subprocess.run([*base, "down"], capture_output=True, text=True, timeout=60)
+    assert stop is not None, up.stdout
     assert down.returncode == 0, down.stderr
+    assert "haproxy stopped" in down.stderr and "node1 stopped" in down.stderr, down.stderr
     wait_for(lambda: not _listening(p.plain), 10, message="HAProxy stopped")
     assert not (workdir / "cluster.json").exists()
     status = subprocess.run([*base, "status"], capture_output=True, text=True, timeout=30)
