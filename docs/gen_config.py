@@ -33,9 +33,10 @@ COMPOSE_DOCS = {
     "SWARMDASH_PLAIN_HOST": "Host address of HAProxy's plain-HTTP port (local use).",
     "SWARMDASH_PLAIN_PORT": "Host port of HAProxy's plain HTTP (no redirect).",
     "SWARMDASH_VERSION": "Tag of the swarmdash image built from the Dockerfile.",
-    "SWARMDASH_REDIS_URL": "REDIS_URL of the nodes: the `redis` service, or with the profile "
-                           "sentinel redis+sentinel://sentinel-1:26379,sentinel-2:26379,"
-                           "sentinel-3:26379/0/swarmdash.",
+    "SWARMDASH_NODE_REDIS_URL_FILE": "The file holding the nodes' REDIS_URL (a secret made "
+                                     "by infra/compose-secrets.sh): ./secrets/node_redis_url, "
+                                     "or with the profile sentinel "
+                                     "./secrets/node_redis_url_sentinel.",
     "GRAFANA_ADMIN_USER": "Grafana's admin user.",
     "GRAFANA_ADMIN_PASSWORD": "Grafana's admin password (required, no default).",
     "PROMETHEUS_RETENTION": "How long Prometheus keeps samples.",

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -159,6 +160,40 @@ class RedisServer:
     def stop(self) -> None:
         self.process.stop()
         wait_for(lambda: not self.ping(), 10, message="redis-server to stop")
+
+
+#: Spellings of the Prometheus-only paths a node answers (percent-escapes, doubled and
+#: encoded slashes) or that a proxy must not let through (dot segments, case, a trailing
+#: slash): a public entrypoint answers none of them.
+PROMETHEUS_PATH_SPELLINGS = (
+    "/metrics", "/%6detrics", "/%6Detrics", "//metrics", "///metrics", "/%2fmetrics",
+    "/./metrics", "/x/../metrics", "/%2e/metrics", "/metrics/", "/METRICS", "/metrics?x=1",
+    "/api/v1/cluster/targets", "//api/v1/cluster/targets", "/api/v1/cluster/%74argets",
+    "/api//v1/cluster/targets", "/api/v1/cluster%2ftargets", "/api/v1/cluster%2Ftargets",
+    "/%61pi/v1/cluster/targets", "/api/v1/cluster/./targets", "/api/v1/x/../cluster/targets",
+    "/api/v1/cluster/%2e%2e/cluster/targets", "/API/V1/CLUSTER/TARGETS",
+    "/api/v1/cluster/targets/", "/api/v1/cluster/targets?x=1")
+
+
+def raw_get(port: int, path: str, *, ca: Path | None = None, host: str = "127.0.0.1",
+            headers: dict[str, str] | None = None,
+            host_header: str | None = None) -> tuple[int, bytes]:
+    """(status, body) of ``GET path`` sent byte for byte (an HTTP client would normalise
+    it), over TLS when ``ca`` is given; ``Host`` is ``host:port`` unless ``host_header``."""
+    sock: socket.socket = socket.create_connection((host, port), timeout=10)
+    if ca is not None:
+        sock = ssl.create_default_context(cafile=str(ca)).wrap_socket(sock,
+                                                                       server_hostname=host)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    with sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header or f'{host}:{port}'}\r\n"
+                     f"{extra}"
+                     "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
 
 
 class SourceAddressAdapter(HTTPAdapter):

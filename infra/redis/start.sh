@@ -5,6 +5,7 @@
 # gave this server, the primary it moved to), so a restart never makes a second primary.
 #   start.sh redis      REDIS_REPLICA_OF=<primary host> for a replica
 #   start.sh sentinel
+# Users and passwords come from the secrets of infra/compose-secrets.sh (/run/secrets).
 set -eu
 kind="$1"
 conf="/data/$kind.conf"
@@ -12,8 +13,15 @@ if [ ! -f "$conf" ]; then
   cp "/usr/local/etc/redis/$kind.conf" "$conf"
   if [ "$kind" = sentinel ]; then
     echo "sentinel announce-ip $REDIS_ANNOUNCE" >> "$conf"
+    # the servers' users (infra/compose-secrets.sh): sentinels log in as `sentinel`
+    echo "sentinel auth-user swarmdash sentinel" >> "$conf"
+    echo "sentinel auth-pass swarmdash $(cat /run/secrets/redis_sentinel_password)" >> "$conf"
   else
     echo "replica-announce-ip $REDIS_ANNOUNCE" >> "$conf"
+    echo "aclfile /run/secrets/redis_users.acl" >> "$conf"
+    # every server may become a replica after a failover: all log in to the primary
+    echo "masteruser replica" >> "$conf"
+    echo "masterauth $(cat /run/secrets/redis_replica_password)" >> "$conf"
     if [ -n "${REDIS_REPLICA_OF:-}" ]; then
       echo "replicaof $REDIS_REPLICA_OF 6379" >> "$conf"
     fi

@@ -14,10 +14,11 @@ from . import metrics, registry
 from .auth.web import refuse_swarms
 from .batching import Subscription, event_id
 from .cursor import Cursor, format_id
-from .eventlog import BackendUnavailable, StateLimitExceeded
+from .eventlog import BackendUnavailable, BatchKey, IdempotencyConflict, StateLimitExceeded
 from .events import (
     CHANNELS,
     ValidationError,
+    batch_digest,
     channel_key,
     valid_agent_id,
     valid_idempotency_key,
@@ -90,11 +91,16 @@ def ingest() -> tuple[Response, int]:
     limited = _rate_limit(node.rate_limiter, len(events))
     if limited is not None:
         return limited
+    # A key names a batch of the API key that sent it, never another key's batch.
+    batch = None if key is None else BatchKey(_key_id(), key, batch_digest(body))
     try:
-        ids, duplicate = node.event_log.append_once(events, key)
+        ids, duplicate = node.event_log.append_once(events, batch)
     except BackendUnavailable as exc:
         metrics.INGEST_REJECTED.labels(reason="unavailable").inc()
         return unavailable(exc, ", nothing was accepted")
+    except IdempotencyConflict as exc:
+        metrics.INGEST_REJECTED.labels(reason="idempotency_conflict").inc()
+        return error(409, str(exc), idempotency_key=key)
     except StateLimitExceeded as exc:  # a runaway publisher must not grow every snapshot
         metrics.INGEST_REJECTED.labels(reason="state_limit").inc()
         return error(422, str(exc), limit=exc.setting, swarm=exc.swarm, value=exc.limit)
@@ -107,9 +113,14 @@ def ingest() -> tuple[Response, int]:
     return jsonify(result), 202
 
 
+def _key_id() -> str:
+    """The id of the API key that sent the request (one shared id with auth off)."""
+    return getattr(g, "api_key_id", None) or ANONYMOUS
+
+
 def _rate_limit(limiter: RateLimiter, cost: int) -> tuple[Response, int] | None:
     """None when the caller's key may ingest ``cost`` more events now, else the refusal."""
-    key_id = getattr(g, "api_key_id", None) or ANONYMOUS
+    key_id = _key_id()
     try:
         decision = limiter.take(key_id, cost)
     except BackendUnavailable as exc:

@@ -9,7 +9,7 @@ import socketio as socketio_lib
 from flask import Flask, render_template
 from flask_socketio import SocketIO
 
-from . import codec, cors, metrics, patches, sockets
+from . import codec, cors, hosts, metrics, patches, sockets
 from .api import api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
@@ -17,6 +17,7 @@ from .auth.origins import OriginPolicy
 from .eventlog import EventLog, open_event_log
 from .node import VERSION, Node
 from .ratelimit import open_rate_limiter
+from .redact import packet_logger
 from .redisconn import manager_options
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
@@ -81,8 +82,9 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
         ping_timeout=settings.websocket_ping_timeout,
         max_http_buffer_size=settings.max_payload_bytes,
         transports=["polling", "websocket"] if settings.websocket_enabled else ["polling"],
-        logger=settings.socketio_debug,
-        engineio_logger=settings.socketio_debug,
+        # SOCKETIO_DEBUG: every packet logged, viewer tokens masked (redact.py)
+        logger=packet_logger("socketio") if settings.socketio_debug else False,
+        engineio_logger=packet_logger("engineio") if settings.socketio_debug else False,
     )
     # whole frames, compressed once; under gevent, websockets without queues (patches.py)
     patches.install(settings.websocket_compression, socketio.server.eio)
@@ -94,6 +96,9 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
                 replication=None if settings.embedded else
                 ReplicationMonitor(settings.redis_url, settings.redis_timeout))
     app.extensions["swarmdash"] = node
+    # Outermost, in front of Socket.IO's middleware too: DNS rebinding (see hosts.py).
+    policy = hosts.HostPolicy.from_settings(settings)
+    app.wsgi_app = hosts.guard(app.wsgi_app, policy)  # type: ignore[method-assign, assignment]
     app.register_blueprint(api)
     cors.install(app, OriginPolicy(settings.cors_allowed_origins))
     auth_web.install(app, AuthConfig.from_settings(settings))

@@ -100,8 +100,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(s, async_mode=s.async_mode)
+    # Never Werkzeug's interactive debugger or reloader, FLASK_DEBUG or not: the debugger
+    # runs code for whoever reaches the port. (Flask's own run() reads FLASK_DEBUG from the
+    # environment, hence use_debugger for the threading server.)
+    no_debugger = {"use_debugger": False} if s.async_mode == "threading" else {}
     app.extensions["socketio"].run(app, host=s.host, port=s.port, allow_unsafe_werkzeug=True,
-                                   log_output=s.log_level == "debug")
+                                   log_output=s.log_level == "debug", debug=False,
+                                   use_reloader=False, **no_debugger)
     return 0
 
 
@@ -388,7 +393,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     scope = "every swarm" if args.all_swarms else ", ".join(sorted(set(args.swarm)))
     until = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() + ttl))
     print(f"viewer token for {args.name}: {scope}, valid until {until}\n"
-          f"sign in: {args.url.rstrip('/')}/login?token={token}", file=sys.stderr)
+          f"sign in: {args.url.rstrip('/')}/login#token={token}", file=sys.stderr)
     print(token)
     return 0
 

@@ -6,6 +6,7 @@ Validation is strict (unknown fields are refused) and a batch is all-or-nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -74,6 +75,13 @@ def _out_of_range_int(value: Any, path: str) -> str | None:
 
 def valid_idempotency_key(key: Any) -> bool:
     return isinstance(key, str) and bool(_IDEMPOTENCY_KEY.fullmatch(key))
+
+
+def batch_digest(body: Any) -> str:
+    """A digest of a batch as sent (before defaults are filled in): a retry of the same
+    batch has the same digest, whatever its key order or whitespace."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def valid_swarm_name(name: Any) -> bool:

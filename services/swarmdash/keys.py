@@ -5,7 +5,10 @@
 ``<prefix>:swarm:<name>:agents``    hash agent_id -> latest agent event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks``     hash task_id -> latest task event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks:done``  zset of finished task ids by ts (bounds the task hash)
-``<prefix>:idem:<key>``             ids of a batch stored under an idempotency key (with a TTL)
+``<prefix>:idem:<key id>:<key>``    digest and ids of a batch stored under an idempotency key
+                                    of one API key (with a TTL)
+``<prefix>:idem-index:<key id>``    zset of that API key's idempotency keys by time stored
+                                    (bounds them to IDEMPOTENCY_MAX_KEYS)
 ``<prefix>:cluster:nodes``          hash node name -> its last heartbeat record (JSON)
 ``<prefix>:cluster:alive:<node>``   present while the node heartbeats (expires after HEARTBEAT_TTL)
 ``<prefix>:ratelimit:<key id>``     token bucket of one API key (hash tokens, ts; expires when full)
@@ -38,8 +41,12 @@ class Keys:
     def swarm_prefix(self) -> str:
         return f"{self.prefix}:swarm:"
 
-    def idempotency(self, key: str) -> str:
-        return f"{self.prefix}:idem:{key}"
+    def idempotency(self, scope: str, key: str) -> str:
+        """A batch's idempotency key, scoped to the API key id ``scope`` (ids have no ':')."""
+        return f"{self.prefix}:idem:{scope}:{key}"
+
+    def idempotency_index(self, scope: str) -> str:
+        return f"{self.prefix}:idem-index:{scope}"
 
     @property
     def cluster_nodes(self) -> str:

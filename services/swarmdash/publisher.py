@@ -10,6 +10,8 @@ same validation.
 
 Invalid events raise :class:`~swarmdash.events.ValidationError` (nothing written);
 an unreachable Redis or node raises :class:`~swarmdash.eventlog.BackendUnavailable` (retry);
+an idempotency key already used for another batch raises
+:class:`~swarmdash.eventlog.IdempotencyConflict` (nothing written);
 a refused API key raises :class:`~swarmdash.auth.AuthError` (401 unknown, 403 swarm).
 Over HTTP the key defaults to ``PUBLISH_API_KEY``. Writing to Redis needs no key (Redis
 access is trusted); an ``api_key`` given there is checked against ``API_KEYS`` and its
@@ -22,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth.apikeys import ApiKey, AuthError, KeyRing
-from .eventlog import BackendUnavailable, EventLog, open_event_log
-from .events import ValidationError, valid_idempotency_key, validate_batch
+from .eventlog import BackendUnavailable, BatchKey, EventLog, IdempotencyConflict, open_event_log
+from .events import ValidationError, batch_digest, valid_idempotency_key, validate_batch
+from .ratelimit import ANONYMOUS
 from .settings import Settings, load_settings
 
 
@@ -73,17 +76,22 @@ class Publisher:
         if idempotency_key is not None and not valid_idempotency_key(idempotency_key):
             raise ValueError("idempotency_key must be 1-128 characters of [A-Za-z0-9_.:-]")
         if self.url:
-            return self._post(valid, idempotency_key)
+            return self._post(events, idempotency_key)  # as given: a retry has the same digest
         if self.key is not None:
             denied = sorted({e["swarm"] for e in valid if not self.key.allows(e["swarm"])})
             if denied:
                 raise AuthError(403, f"API key {self.key.id!r} may not publish to swarm(s) "
                                      f"{', '.join(denied)}")
         assert self.log is not None
-        ids, duplicate = self.log.append_once(valid, idempotency_key)
+        # Scoped like the HTTP API: to the API key, or to the key-less publishers together.
+        scope = self.key.id if self.key is not None else ANONYMOUS
+        batch = None if idempotency_key is None else BatchKey(
+            scope, idempotency_key, batch_digest(events))
+        ids, duplicate = self.log.append_once(valid, batch)
         return PublishResult(len(ids), ids[-1], ids, duplicate)
 
-    def _post(self, events: list[dict[str, Any]], idempotency_key: str | None) -> PublishResult:
+    def _post(self, events: dict[str, Any] | list[dict[str, Any]], idempotency_key: str | None
+              ) -> PublishResult:
         import requests
 
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -104,6 +112,8 @@ class Publisher:
         message = str(body.get("error", f"HTTP {r.status_code}"))
         if r.status_code in (401, 403):
             raise AuthError(r.status_code, message)
+        if r.status_code == 409 and idempotency_key:
+            raise IdempotencyConflict(BatchKey("", idempotency_key, ""))
         if r.status_code == 400 and "errors" in body:
             raise ValidationError(body["errors"])
         if r.status_code in (429, 502, 503, 504):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
@@ -65,9 +67,13 @@ class Settings:
         "FALLBACK_PROBE_INTERVAL_MS", 15000,
         "How often a dashboard that gave up reconnecting probes the socket again, ms.",
         min=100, max=3_600_000)
-    flask_debug: bool = _env("FLASK_DEBUG", False, "Flask debug mode (never in production).")
+    flask_debug: bool = _env(
+        "FLASK_DEBUG", False,
+        "Development mode: skips the production checks (SECRET_KEY...); only with a loopback "
+        "HOST. Never starts Werkzeug's debugger.")
     socketio_debug: bool = _env(
-        "SOCKETIO_DEBUG", False, "Log every Socket.IO and Engine.IO packet.")
+        "SOCKETIO_DEBUG", False,
+        "Log every Socket.IO and Engine.IO packet (viewer tokens masked).")
     secret_key: str = _env(
         "SECRET_KEY", DEFAULT_SECRET_KEY,
         "Signs viewer tokens (and Flask's cookies); 32+ random characters, the same on every "
@@ -76,6 +82,12 @@ class Settings:
         "CORS_ALLOWED_ORIGINS", (),
         "Comma-separated origins allowed besides the node's own; empty = same origin only; "
         "* = any (refused in production).")
+
+    allowed_hosts: tuple[str, ...] = _env(
+        "ALLOWED_HOSTS", (),
+        "Comma-separated Host names the node answers (* = any; .example.com = it and its "
+        "subdomains); others get 400 (DNS rebinding). Empty: with auth off only IP "
+        "addresses, localhost and this host's names; with auth on any name.")
 
     # --- authentication --------------------------------------------------------------
     auth_disabled: bool = _env(
@@ -149,6 +161,10 @@ class Settings:
         "IDEMPOTENCY_TTL", 600,
         "Seconds an Idempotency-Key is remembered: a retried batch is not stored twice.",
         min=0, max=86400 * 7)
+    idempotency_max_keys: int = _env(
+        "IDEMPOTENCY_MAX_KEYS", 50_000,
+        "Idempotency-Keys remembered per API key at most: beyond it the oldest is forgotten "
+        "before IDEMPOTENCY_TTL (bounds their memory).", min=1, max=10_000_000)
     task_history: int = _env(
         "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
         max=100_000)
@@ -400,6 +416,18 @@ def _to_list(raw: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
+_HOST_NAME = re.compile(r"\*|\.?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]+")
+
+
+def _to_hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.lower() for h in _to_list(raw))
+    for host in hosts:
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError(f"{host!r} is not a host name like dash.example.com (no port, "
+                             "no scheme)")
+    return hosts
+
+
 def _to_api_keys(raw: str) -> tuple[str, ...]:
     from .auth.apikeys import parse_api_keys, split_entries
 
@@ -476,6 +504,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "CORS_ALLOWED_ORIGINS": _to_origins,
     "API_KEYS": _to_api_keys,
     "SECRET_KEY_PREVIOUS": _to_list,
+    "ALLOWED_HOSTS": _to_hosts,
 }
 
 
@@ -504,6 +533,15 @@ def _convert(f: Any, raw: str) -> Any:
     return raw.strip()
 
 
+def _read_secret_file(variable: str, path: str) -> str:
+    """The value of ``<NAME>_FILE``: the file's text without its final newline (Docker and
+    compose secrets are files under /run/secrets)."""
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(f"{variable}={path!r}: {exc.strerror or exc}") from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env",
     overrides: Mapping[str, str] | None = None,
@@ -512,7 +550,8 @@ def load_settings(
 
     Real environment variables win over the file, as with docker-compose and systemd;
     ``overrides`` (variable -> text, e.g. from command-line flags) win over both and are
-    checked the same way.
+    checked the same way. ``<NAME>_FILE`` gives a setting's value as the content of a file
+    (a Docker secret) when ``<NAME>`` itself is not set.
     """
     env = os.environ if environ is None else environ
     source: dict[str, str] = {}
@@ -525,6 +564,8 @@ def load_settings(
     values: dict[str, Any] = {}
     for f in fields(Settings):
         name = f.metadata["env"]
+        if name not in source and f"{name}_FILE" in source:
+            source[name] = _read_secret_file(f"{name}_FILE", source[f"{name}_FILE"])
         if name not in source:
             continue
         raw = source[name]
@@ -580,24 +621,58 @@ def _check_consistency(s: Settings) -> None:
 PLACEHOLDER_SECRET_KEYS = frozenset({
     "", DEFAULT_SECRET_KEY, "change-me", "changeme", "change-me-in-production",
     "your-secret-key", "your-secret-key-here", "secret", "secret-key", "replace-me"})
+#: The only HOSTs a node in FLASK_DEBUG mode may listen on.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 #: A SECRET_KEY shorter than this is refused in production (32 characters, e.g. token_hex(16)).
 MIN_SECRET_KEY_LENGTH = 32
+#: A SECRET_KEY whose estimated entropy is below this many bits is refused in production:
+#: 'a' * 32 is long enough but guessable. A random hex key of 32 characters scores above 100.
+MIN_SECRET_KEY_BITS = 80
+
+
+def estimated_bits(key: str) -> float:
+    """A key's entropy as its length times the Shannon entropy of its characters: an upper
+    bound for a key a person made up, a fair estimate for a random one."""
+    if not key:
+        return 0.0
+    counts = Counter(key)
+    per_char = sum(n / len(key) * math.log2(len(key) / n) for n in counts.values())
+    return per_char * len(key)
+
+
+def _check_secret(name: str, key: str) -> None:
+    if key.strip().lower() in PLACEHOLDER_SECRET_KEYS:
+        raise SettingsError(
+            f"{name} is missing or a placeholder: set 32+ random characters of your own "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))'); FLASK_DEBUG=true "
+            "runs without one, for development only")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(
+            f"{name} is {len(key)} characters, fewer than "
+            f"{MIN_SECRET_KEY_LENGTH}: too short to sign viewer tokens safely")
+    bits = estimated_bits(key)
+    if bits < MIN_SECRET_KEY_BITS:
+        raise SettingsError(
+            f"{name} has about {bits:.0f} bits of entropy, fewer than {MIN_SECRET_KEY_BITS}: "
+            "too easy to guess; use random characters "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))')")
 
 
 def check_serving(s: Settings) -> None:
     """What a node refuses to serve with in production (FLASK_DEBUG=false); raises
-    :class:`SettingsError`. Run at every node's start, and by ``swarmdash settings``."""
+    :class:`SettingsError`. Run at every node's start, and by ``swarmdash settings``.
+
+    Every key in SECRET_KEY_PREVIOUS passes the checks of SECRET_KEY: a node accepts the
+    tokens each of them signed."""
     if s.flask_debug:
+        if s.host.strip("[]").lower() not in LOOPBACK_HOSTS:
+            raise SettingsError(
+                f"FLASK_DEBUG=true skips the production checks (SECRET_KEY among them): only "
+                f"on a loopback HOST ({', '.join(sorted(LOOPBACK_HOSTS))}), not HOST={s.host}")
         return
-    if s.secret_key.strip().lower() in PLACEHOLDER_SECRET_KEYS:
-        raise SettingsError(
-            "SECRET_KEY is missing or a placeholder: set 32+ random characters of your own "
-            "(python3 -c 'import secrets; print(secrets.token_hex(32))'); FLASK_DEBUG=true "
-            "runs without one, for development only")
-    if len(s.secret_key) < MIN_SECRET_KEY_LENGTH:
-        raise SettingsError(
-            f"SECRET_KEY is {len(s.secret_key)} characters, fewer than "
-            f"{MIN_SECRET_KEY_LENGTH}: too short to sign viewer tokens safely")
+    _check_secret("SECRET_KEY", s.secret_key)
+    for i, previous in enumerate(s.secret_key_previous, 1):
+        _check_secret(f"SECRET_KEY_PREVIOUS (key {i})", previous)
     if "*" in s.cors_allowed_origins:
         raise SettingsError(
             "CORS_ALLOWED_ORIGINS=* lets any web site's pages use this node: list the "
@@ -612,6 +687,27 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+#: Query parameters of a URL that carry a credential (redis-py reads ``password`` and
+#: ``username`` from the query as well as from the userinfo).
+_CREDENTIAL_PARAM = re.compile(r"pass|secret|token|key|auth|cred|user", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its userinfo and every credential-like query value replaced by ****."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "****@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{name}=****" if _CREDENTIAL_PARAM.search(name) and value else
+        (f"{name}={value}" if sep else name)
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item))
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + ("#****" if parts.fragment else ""))
+
+
 def effective(settings: Settings) -> list[tuple[str, str]]:
     """(variable, value in effect) for every setting; secrets and URL passwords masked."""
     rows = []
@@ -619,9 +715,8 @@ def effective(settings: Settings) -> list[tuple[str, str]]:
         value = _text(getattr(settings, f.name))
         if f.metadata.get("secret") and value:
             value = "****"
-        elif "://" in value and "@" in value:
-            scheme, rest = value.split("://", 1)
-            value = f"{scheme}://****@{rest.rsplit('@', 1)[1]}"
+        elif "://" in value:
+            value = ",".join(mask_url(v) for v in value.split(","))
         rows.append((f.metadata["env"], value))
     return rows
 

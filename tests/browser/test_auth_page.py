@@ -1,6 +1,7 @@
-"""Sign-in in real Chromium: the page without a token says so (no reconnect loop); /login
-sets the cookie and the page goes live under its Content-Security-Policy; a token for one
-swarm shows that swarm only."""
+"""Sign-in in real Chromium: the page without a token says so (no reconnect loop); the
+/login form posts the token (from the link's fragment, never a URL the node sees), sets the
+cookie and the page goes live under its Content-Security-Policy; a token for one swarm
+shows that swarm only."""
 
 from __future__ import annotations
 
@@ -51,10 +52,20 @@ def test_login_then_live_under_the_csp_with_one_swarm(
     page, problems = bare_page
     swarm = "bt-signed-in"
     token = viewer_token([swarm], name="alice")
-    response = page.goto(f"{swarm_nodes.page_url}/login?token={token}")
-    assert response is not None and response.url.rstrip("/") == swarm_nodes.page_url
-    assert "script-src 'self'" in (response.headers.get("content-security-policy") or "")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url))
+    # The link `swarmdash token --url` prints: the token after "#", never sent to the node.
+    page.goto(f"{swarm_nodes.page_url}/login#token={token}")
     assert "token=" not in page.url, "the token does not stay in the address bar"
+    assert page.input_value("#token") == token
+    assert page.url.rstrip("/").endswith("/login"), "the page does not sign in by itself"
+    with page.expect_navigation() as navigation:
+        page.click("button[type=submit]")
+    response = navigation.value
+    assert page.url.rstrip("/") == swarm_nodes.page_url
+    assert response is not None
+    assert "script-src 'self'" in (response.headers.get("content-security-policy") or "")
+    assert not any(token in url for url in sent), "the token went into a URL"
     wait_for_state(page, "websocket")
     page.wait_for_function(
         "window.__swarmdash.status().subscriptions.length > 0 && "
@@ -72,14 +83,35 @@ def test_login_then_live_under_the_csp_with_one_swarm(
     assert problems == []
 
 
+def test_an_old_query_link_fills_the_form_and_signs_in_with_a_click(
+        swarm_nodes: Swarm, bare_page: tuple[Page, list[str]]) -> None:
+    page, problems = bare_page
+    token = viewer_token(["bt-old-link"], name="bob")
+    page.goto(f"{swarm_nodes.page_url}/login?token={token}")
+    assert "token=" not in page.url and page.input_value("#token") == token
+    assert not any(c["name"] == "swarmdash_token" for c in page.context.cookies())
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    wait_for_state(page, "websocket")
+    assert page.evaluate("window.__swarmdash.status().viewer.name") == "bob"
+    assert problems == []
+
+
 def test_a_live_page_asks_for_a_new_sign_in_when_its_token_expires(
         swarm_nodes: Swarm, bare_page: tuple[Page, list[str]]) -> None:
     page, problems = bare_page
     swarm = "bt-expiring"
-    page.goto(f"{swarm_nodes.page_url}/login?token={viewer_token([swarm], ttl=4)}")
+    sign_in(page, swarm_nodes.page_url, viewer_token([swarm], ttl=4))
     wait_for_state(page, "websocket")
     wait_for_state(page, "signed-out")
     expect(page.locator("#connection-text")).to_contain_text("sign-in expired")
     expect(page.locator("#connection")).to_have_attribute("title", re.compile("expired"))
     assert page.evaluate("window.__swarmdash.status().mode") == "signed-out"
     assert problems == []
+
+
+def sign_in(page: Page, base: str, token: str) -> None:
+    """Sign in as a person does: the link `swarmdash token` prints, then the button."""
+    page.goto(f"{base}/login#token={token}")
+    with page.expect_navigation():
+        page.click("button[type=submit]")

@@ -28,6 +28,11 @@ def check_ingest(req: IngestRequest, answer: Answer, stored_since: Callable[[], 
     """
     status, body, _ = answer
     assert status < 500, (status, body)
+    if status == 409 and req.expect == 202 and req.idempotency_key is not None:
+        # the key was used before for another batch: refused whole, naming the key
+        assert req.idempotency_key in check_error_body(answer), body
+        assert stored_since() == [], "a batch refused for its Idempotency-Key was stored"
+        return
     assert status == req.expect, (req.why, status, body)
     stored = stored_since()
     if status != 202:

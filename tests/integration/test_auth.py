@@ -33,6 +33,7 @@ from tests.helpers import (
     RedisServer,
     free_port,
     node_env,
+    raw_get,
     start_node,
     viewer_token,
     wait_for,
@@ -138,6 +139,23 @@ def test_agent_key_scoped_to_other_swarm_is_refused_and_nothing_of_the_batch_is_
     assert messages(secured.url, "gamma") == []
 
 
+def test_an_idempotency_key_of_one_api_key_does_not_swallow_anothers_batch(
+        secured: AuthNode) -> None:
+    """The audit: key B's batch under key A's Idempotency-Key got A's ids and was dropped."""
+    header = {"Idempotency-Key": f"batch-{uuid.uuid4().hex[:8]}"}
+    a = post(secured.url, [log_event("idem-a", "a's batch")], {**bearer(KEYS.old), **header})
+    b = post(secured.url, [log_event("idem-b", "b's batch")], {**bearer(KEYS.new), **header})
+    assert a.status_code == b.status_code == 202, (a.text, b.text)
+    assert "duplicate" not in b.json() and b.json()["ids"] != a.json()["ids"]
+    assert messages(secured.url, "idem-b") == ["b's batch"]
+    # B's retry is B's duplicate; A reusing its key for another batch is refused, loudly
+    again = post(secured.url, [log_event("idem-b", "b's batch")], {**bearer(KEYS.new), **header})
+    assert again.json().get("duplicate") is True and again.json()["ids"] == b.json()["ids"]
+    reused = post(secured.url, [log_event("idem-a", "another")], {**bearer(KEYS.old), **header})
+    assert reused.status_code == 409 and header["Idempotency-Key"] in reused.json()["error"]
+    assert messages(secured.url, "idem-a") == ["a's batch"]
+
+
 def test_rotated_keys_old_and_new_both_work(secured: AuthNode) -> None:
     for key, text in ((KEYS.old, "old key"), (KEYS.new, "new key")):
         r = post(secured.url, [log_event("rotation", text)], bearer(key))
@@ -210,19 +228,69 @@ def test_public_and_viewer_only_routes(secured: AuthNode) -> None:
 
 def test_login_sets_an_httponly_strict_cookie_secure_behind_tls(secured: AuthNode) -> None:
     token = viewer_token(["alpha"], ttl=600)
-    r = requests.get(f"{secured.url}/login", params={"token": token}, allow_redirects=False,
-                     timeout=5)
+    r = requests.post(f"{secured.url}/login", data={"token": token}, allow_redirects=False,
+                      timeout=5)
     assert r.status_code == 303 and r.headers["Location"] == "/"
     cookie = r.headers["Set-Cookie"]
     assert f"swarmdash_token={token}" in cookie
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
-    behind_tls = requests.get(f"{secured.url}/login", params={"token": token},
-                              headers={"X-Forwarded-Proto": "https"}, allow_redirects=False,
-                              timeout=5)
+    behind_tls = requests.post(f"{secured.url}/login", data={"token": token},
+                               headers={"X-Forwarded-Proto": "https"}, allow_redirects=False,
+                               timeout=5)
     assert "Secure" in behind_tls.headers["Set-Cookie"]
-    bad = requests.get(f"{secured.url}/login", params={"token": token + "x"},
-                       allow_redirects=False, timeout=5)
+    bad = requests.post(f"{secured.url}/login", data={"token": token + "x"},
+                        allow_redirects=False, timeout=5)
     assert bad.status_code == 401 and "Set-Cookie" not in bad.headers
+
+
+#: What a browser sends with a navigation another site started (a link, a redirect, a form).
+FROM_ANOTHER_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+
+
+def test_a_link_from_another_site_can_neither_sign_in_nor_out(secured: AuthNode) -> None:
+    """Login CSRF: GET /login?token=<attacker's token> from any site's link gave the victim's
+    browser the attacker's session; GET /logout from a link signed anyone out."""
+    attackers = viewer_token(["alpha"], ttl=600, name="attacker")
+    link = requests.get(f"{secured.url}/login", params={"token": attackers},
+                        headers=FROM_ANOTHER_SITE, allow_redirects=False, timeout=5)
+    assert "Set-Cookie" not in link.headers, "a link signed the browser in"
+    assert link.status_code == 200 and attackers not in link.text  # the form, not the token
+    assert 'method="post"' in link.text and link.headers["Cache-Control"] == "no-store"
+    out = requests.get(f"{secured.url}/logout", headers=FROM_ANOTHER_SITE,
+                       allow_redirects=False, timeout=5)
+    assert "Set-Cookie" not in out.headers, "a link signed the browser out"
+    assert out.status_code == 405
+    # A form on another site posting: refused by its Origin, or by Sec-Fetch-Site alone.
+    for headers in ({"Origin": FOREIGN_ORIGIN}, FROM_ANOTHER_SITE,
+                    {"Sec-Fetch-Site": "same-site"}):
+        for path, data in (("/login", {"token": attackers}), ("/logout", {})):
+            r = requests.post(f"{secured.url}{path}", data=data, headers=headers,
+                              allow_redirects=False, timeout=5)
+            assert r.status_code == 403 and "Set-Cookie" not in r.headers, (path, headers)
+            assert r.json()["error"]
+    # The page's own form (same origin) signs in and out.
+    own = {"Origin": secured.url, "Sec-Fetch-Site": "same-origin"}
+    signed_in = requests.post(f"{secured.url}/login", data={"token": attackers}, headers=own,
+                              allow_redirects=False, timeout=5)
+    assert signed_in.status_code == 303 and "swarmdash_token=" in signed_in.headers["Set-Cookie"]
+    signed_out = requests.post(f"{secured.url}/logout", headers=own, allow_redirects=False,
+                               timeout=5)
+    assert signed_out.status_code == 303
+    assert "swarmdash_token=;" in signed_out.headers["Set-Cookie"]
+
+
+def test_token_command_prints_a_link_that_keeps_the_token_out_of_requests(
+        secured: AuthNode) -> None:
+    out = subprocess.run([str(BIN / "swarmdash"), "token", "--swarm", "alpha", "--url",
+                          secured.url], capture_output=True, text=True, timeout=30,
+                         env={**node_env(secured.redis.url, "cli", 1), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    link = next(line for line in out.stderr.splitlines() if "sign in:" in line).split()[-1]
+    assert link == f"{secured.url}/login#token={token}"
+    page, _, fragment = link.partition("#")  # a browser never sends the fragment
+    assert requests.get(page, timeout=5).status_code == 200
+    assert fragment == f"token={token}"
 
 
 def test_page_security_headers(secured: AuthNode) -> None:
@@ -341,6 +409,10 @@ def test_foreign_origin_refused_on_the_socketio_handshake(secured: AuthNode) -> 
     ({"SECRET_KEY": "dev-insecure-change-me"}, "SECRET_KEY is missing or a placeholder"),
     ({"SECRET_KEY": "too-short"}, "fewer than 32"),
     ({"CORS_ALLOWED_ORIGINS": "*"}, "CORS_ALLOWED_ORIGINS=*"),
+    # the audit: a public former key made tokens anyone could forge; 'a' * 32 passed
+    ({"SECRET_KEY_PREVIOUS": "dev-insecure-change-me"},
+     "SECRET_KEY_PREVIOUS (key 1) is missing or a placeholder"),
+    ({"SECRET_KEY": "a" * 32}, "bits of entropy"),
 ])
 def test_production_node_refuses_to_start(tmp_path: Path, override: dict[str, str],
                                           says: str) -> None:
@@ -374,5 +446,35 @@ def test_auth_disabled_node_says_so(secured: AuthNode, tmp_path: Path) -> None:
         finally:
             client.close()
         assert post(node.url, [log_event("open", "no key")], {}).status_code == 202
+    finally:
+        node.process.stop()
+
+
+def test_dns_rebinding_cannot_reach_an_open_demo_node(secured: AuthNode, tmp_path: Path) -> None:
+    """A page on http://rebind.example:<port>, its name made to resolve to 127.0.0.1, is the
+    node's "own" origin by Host and Origin: it could read and publish on an AUTH_DISABLED
+    demo. The node answers only names that cannot be rebound, the API and Socket.IO alike."""
+    port = free_port()
+    env = node_env(secured.redis.url, "open2", port,
+                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-auth-{secured.redis.port}")
+    node = start_node("open2", "gunicorn", env, tmp_path)
+    rebound = {"Host": f"rebind.example:{port}", "Origin": f"http://rebind.example:{port}"}
+    try:
+        for path in ("/api/v1/snapshot", "/", "/socket.io/?EIO=4&transport=polling"):
+            status, body = raw_get(port, path, headers={"Origin": rebound["Origin"]},
+                                   host_header=rebound["Host"])
+            assert status == 400, (path, status, body[:200])
+            assert "ALLOWED_HOSTS" in json.loads(body)["error"]
+        posted = requests.post(f"{node.url}/api/v1/events", json=[log_event("open", "x")],
+                               headers=rebound, timeout=5)
+        assert posted.status_code == 400
+        # names that cannot be rebound still work: the address, localhost
+        assert raw_get(port, "/api/v1/snapshot", host_header=f"localhost:{port}")[0] == 200
+        assert raw_get(port, "/api/v1/snapshot")[0] == 200
+        client = DashClient(node.url, token=None).connect()
+        try:
+            assert client.sio.connected
+        finally:
+            client.close()
     finally:
         node.process.stop()

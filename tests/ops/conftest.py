@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, ROOT, Node, Process, RedisServer, free_port, node_env
+from tests.helpers import (
+    BIN,
+    PROMETHEUS_PATH_SPELLINGS,
+    ROOT,
+    Node,
+    Process,
+    RedisServer,
+    free_port,
+    node_env,
+    raw_get,
+)
 
 #: Node settings of the test nodes: quick heartbeats, quick to stop, quiet logs.
 NODE_SETTINGS = {"HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3", "LOG_LEVEL": "warning",
@@ -107,3 +117,13 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
     pem.write_text(cert.read_text() + key.read_text())
     return Certificate(cert, key, pem)
 
+
+
+def prometheus_paths_served(port: int, cert: Certificate) -> dict[str, tuple[int, bytes]]:
+    """The spellings of the Prometheus-only paths the proxy on ``port`` serves (none may be)."""
+    served = {}
+    for path in PROMETHEUS_PATH_SPELLINGS:
+        status, body = raw_get(port, path, ca=cert.cert)
+        if status not in (400, 404) or b"swarmdash_" in body or b"targets" in body:
+            served[path] = (status, body[:80])
+    return served

@@ -11,11 +11,11 @@ import pytest
 import requests
 import socketio
 
-from tests.helpers import DashClient, Process, free_port, wait_for
+from tests.helpers import DashClient, Process, free_port, raw_get, wait_for
 from tests.integration.test_cluster import log_event
 
 from .apache import MODULES, MODULES_DIR, SITE, configtest, render
-from .conftest import Certificate, OpsCluster, need
+from .conftest import Certificate, OpsCluster, need, prometheus_paths_served
 from .nginx import render_nodes
 
 pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
@@ -101,3 +101,11 @@ def test_clients_keep_their_node_through_the_upgrade_and_spread_over_nodes(
     finally:
         for client in clients:
             client.close()
+
+
+def test_prometheus_paths_are_hidden_however_spelled(apache_proxy: str,
+                                                     certificate: Certificate) -> None:
+    """The audit: the site had no rule for /api/v1/cluster/targets at all."""
+    port = int(apache_proxy.rsplit(":", 1)[1])
+    assert prometheus_paths_served(port, certificate) == {}
+    assert raw_get(port, "/api/v1/config?x=%2F", ca=certificate.cert)[0] == 200

@@ -16,11 +16,11 @@ import pytest
 import requests
 import socketio
 
-from tests.helpers import DashClient, metric_value, session_from, wait_for
+from tests.helpers import DashClient, metric_value, raw_get, session_from, wait_for
 from tests.integration.test_cluster import Feed, log_event
 from tests.integration.test_js_client import run_js_with_a_drop
 
-from .conftest import Certificate, OpsCluster, need
+from .conftest import Certificate, OpsCluster, need, prometheus_paths_served
 from .nginx import NGINX_DIR, Nginx, nginx_test, render_nodes, render_site, start_nginx
 
 pytestmark = pytest.mark.integration  # real nginx / Apache / Prometheus and nodes
@@ -225,4 +225,20 @@ def test_single_node_site_carries_polling_websocket_and_events(
                             timeout=5).status_code == 404, "/metrics stays internal"
     finally:
         client.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("name", SITES)
+def test_prometheus_paths_are_hidden_however_spelled(name: str, nginx_bin: str,
+                                                     ops_cluster: OpsCluster,
+                                                     certificate: Certificate,
+                                                     tmp_path: Path) -> None:
+    """The audit: the sites had no rule for /api/v1/cluster/targets at all."""
+    nodes = [f"127.0.0.1:{n.port}" for n in ops_cluster.nodes]
+    server = start_nginx(nginx_bin, name, tmp_path, certificate,
+                         nodes if name == "swarmdash-cluster.conf" else nodes[:1])
+    try:
+        assert prometheus_paths_served(server.https, certificate) == {}
+        assert raw_get(server.https, "/api/v1/config?x=%2F", ca=certificate.cert)[0] == 200
+    finally:
         server.stop()

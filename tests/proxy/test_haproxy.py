@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -16,7 +17,13 @@ import pytest
 import requests
 
 from swarmdash.localcluster import LocalCluster, repo_root
-from tests.helpers import DashClient, session_from, wait_for
+from tests.helpers import (
+    PROMETHEUS_PATH_SPELLINGS,
+    DashClient,
+    raw_get,
+    session_from,
+    wait_for,
+)
 from tests.integration.test_cluster import Feed, assert_exactly_once_in_order, post
 from tests.integration.test_js_client import run_js_with_a_drop
 
@@ -147,6 +154,29 @@ def test_http_redirects_to_https_and_tls_serves_the_node(local_cluster: LocalClu
                               verify=str(local_cluster.cert), timeout=5)
         assert hidden.status_code == 404, (path, hidden.status_code)
         assert requests.get(f"{local_cluster.http_url}{path}", timeout=5).status_code == 200
+
+
+def test_prometheus_paths_are_hidden_from_the_public_however_spelled(
+        local_cluster: LocalCluster) -> None:
+    """The audit: /%6detrics, //api/v1/cluster/targets and /api/v1/cluster/%74argets were
+    answered through the public entrypoint; every spelling is refused (400 for a path not in
+    its plain form, 404 for the paths), and Prometheus still reads them on the internal
+    frontend."""
+    https = local_cluster.state.ports.https
+    served = {}
+    for path in PROMETHEUS_PATH_SPELLINGS:
+        status, body = raw_get(https, path, ca=local_cluster.cert)
+        if status not in (400, 404) or b"swarmdash_" in body or b"targets" in body:
+            served[path] = (status, body[:80])
+    assert served == {}, f"served to the public: {served}"
+    plain = local_cluster.state.ports.plain
+    assert raw_get(plain, "/metrics")[0] == 200
+    assert raw_get(plain, "/api/v1/cluster/targets")[0] == 200
+    # a path not in its plain form gets a JSON error saying why; plain paths and escapes in
+    # the query pass
+    status, body = raw_get(https, "//api/v1/config", ca=local_cluster.cert)
+    assert status == 400 and "plain form" in json.loads(body)["error"]
+    assert raw_get(https, "/api/v1/config?x=%2F&y=.%2e", ca=local_cluster.cert)[0] == 200
 
 
 def test_stats_page_and_prometheus_exporter(local_cluster: LocalCluster) -> None:

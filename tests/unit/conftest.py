@@ -98,11 +98,13 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
 
 
 def make_log(kind: str, conn: fakeredis.FakeRedis | None, *, maxlen: int = 100_000,
-             task_history: int = 200) -> EventLog:
+             task_history: int = 200, idempotency_max_keys: int = 50_000) -> EventLog:
     if kind == "memory":
-        return MemoryEventLog(maxlen=maxlen, task_history=task_history)
+        return MemoryEventLog(maxlen=maxlen, task_history=task_history,
+                              idempotency_max_keys=idempotency_max_keys)
     assert conn is not None
-    return RedisEventLog(conn, keys=Keys("unit"), maxlen=maxlen, task_history=task_history)
+    return RedisEventLog(conn, keys=Keys("unit"), maxlen=maxlen, task_history=task_history,
+                         idempotency_max_keys=idempotency_max_keys)
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -306,3 +306,13 @@ def test_idempotency_key_makes_a_retry_safe(http: FlaskClient, node: Node, ev: A
     bad = http.post("/api/v1/events", json=batch, headers={"Idempotency-Key": "no spaces"})
     assert bad.status_code == 400 and "Idempotency-Key" in bad.get_json()["error"]
     assert len(stored(node)) == 2
+
+
+def test_a_different_batch_under_a_used_idempotency_key_is_a_409_naming_it(
+        http: FlaskClient, node: Node, ev: Any) -> None:
+    first = http.post("/api/v1/events", json=[ev.log("one")], headers={"Idempotency-Key": "k-9"})
+    assert first.status_code == 202
+    other = http.post("/api/v1/events", json=[ev.log("two")], headers={"Idempotency-Key": "k-9"})
+    assert other.status_code == 409, other.get_json()
+    assert "'k-9'" in other.get_json()["error"] and other.get_json()["idempotency_key"] == "k-9"
+    assert [e["data"]["message"] for e in stored(node)] == ["one"]

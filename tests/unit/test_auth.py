@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 import zlib
 
@@ -15,7 +16,13 @@ from swarmdash.auth import ALL_SWARMS, KeyRing, TokenError, issue_token, verify_
 from swarmdash.auth.apikeys import generate_key, key_hash, parse_api_key_entry, parse_api_keys
 from swarmdash.auth.origins import OriginPolicy
 from swarmdash.auth.tokens import parse_duration
-from swarmdash.settings import SettingsError, check_serving, load_settings
+from swarmdash.settings import (
+    MIN_SECRET_KEY_BITS,
+    SettingsError,
+    check_serving,
+    estimated_bits,
+    load_settings,
+)
 
 SECRET = "s" * 40
 OLD_SECRET = "o" * 40
@@ -155,12 +162,25 @@ def test_origin_policy_same_origin_listed_and_foreign() -> None:
 
 # --- production refusals ------------------------------------------------------------------------
 
+GOOD_SECRET = secrets.token_hex(32)
+OTHER_SECRET = secrets.token_hex(32)
+
+
 @pytest.mark.parametrize("env, says", [
     ({}, "SECRET_KEY is missing or a placeholder"),
     ({"SECRET_KEY": ""}, "SECRET_KEY is missing or a placeholder"),
     ({"SECRET_KEY": "change-me"}, "placeholder"),
     ({"SECRET_KEY": "short-but-not-a-placeholder"}, "fewer than 32"),
-    ({"SECRET_KEY": "k" * 40, "CORS_ALLOWED_ORIGINS": "*"}, "CORS_ALLOWED_ORIGINS=\\*"),
+    ({"SECRET_KEY": GOOD_SECRET, "CORS_ALLOWED_ORIGINS": "*"}, "CORS_ALLOWED_ORIGINS=\\*"),
+    # the audit: long enough, but no entropy
+    ({"SECRET_KEY": "a" * 32}, "SECRET_KEY has about 0 bits of entropy"),
+    ({"SECRET_KEY": "ab" * 32}, "SECRET_KEY has about 64 bits"),
+    # the audit: a former key is as trusted as the current one, and was not checked
+    ({"SECRET_KEY": GOOD_SECRET, "SECRET_KEY_PREVIOUS": "dev-insecure-change-me"},
+     "SECRET_KEY_PREVIOUS \\(key 1\\) is missing or a placeholder"),
+    ({"SECRET_KEY": GOOD_SECRET, "SECRET_KEY_PREVIOUS": f"{OTHER_SECRET},short"},
+     "SECRET_KEY_PREVIOUS \\(key 2\\) is 5 characters"),
+    ({"SECRET_KEY": GOOD_SECRET, "SECRET_KEY_PREVIOUS": "b" * 40}, "bits of entropy"),
 ])
 def test_production_refuses_placeholder_secret_and_any_origin(env: dict[str, str],
                                                                 says: str) -> None:
@@ -170,6 +190,13 @@ def test_production_refuses_placeholder_secret_and_any_origin(env: dict[str, str
 
 
 def test_production_accepts_a_real_secret_and_listed_origins() -> None:
-    check_serving(load_settings(environ={"SECRET_KEY": "k" * 32,
+    check_serving(load_settings(environ={"SECRET_KEY": GOOD_SECRET,
+                                         "SECRET_KEY_PREVIOUS": OTHER_SECRET,
                                          "CORS_ALLOWED_ORIGINS": "https://a.example"},
                                 env_file=None))
+
+
+def test_random_keys_of_the_documented_sizes_pass_the_entropy_check() -> None:
+    for _ in range(200):
+        assert estimated_bits(secrets.token_hex(16)) >= MIN_SECRET_KEY_BITS
+        assert estimated_bits(secrets.token_urlsafe(24)) >= MIN_SECRET_KEY_BITS

@@ -36,10 +36,12 @@ def test_settings_shows_values_in_effect(monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("WEBSOCKET_PING_INTERVAL", "10")
     monkeypatch.setenv("SECRET_KEY", "hunter2-" * 5)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0?password=hunter3")
     assert main(["settings"]) == 0
     out = capsys.readouterr().out
     assert "WEBSOCKET_PING_INTERVAL=10\n" in out and "SECRET_KEY=****\n" in out
-    assert "hunter2" not in out
+    assert "REDIS_URL=redis://127.0.0.1:6379/0?password=****\n" in out
+    assert "hunter2" not in out and "hunter3" not in out
 
 
 def test_a_bad_setting_stops_with_its_name(monkeypatch: pytest.MonkeyPatch,
@@ -142,7 +144,8 @@ def test_settings_fails_when_a_node_would_refuse_them() -> None:
     assert done.returncode == 2 and "PORT=8050" in done.stdout
     assert one_line(done).startswith("# a node would refuse to start with these settings: "
                                      "SECRET_KEY is missing")
-    assert run_cli("settings", env={"SECRET_KEY": "k" * 40}).returncode == 0
+    assert run_cli("settings", env={"SECRET_KEY": "k" * 40}).returncode == 2  # guessable
+    assert run_cli("settings", env={"SECRET_KEY": "0123456789abcdef" * 3}).returncode == 0
 
 
 def test_cluster_dir_goes_before_or_after_the_action(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -11,8 +12,17 @@ import pytest
 import redis
 
 from swarmdash.cursor import ZERO, Cursor, parse_id
-from swarmdash.eventlog import BackendUnavailable, EventLog, MemoryEventLog, open_event_log
+from swarmdash.eventlog import (
+    BackendUnavailable,
+    BatchKey,
+    EventLog,
+    IdempotencyConflict,
+    MemoryEventLog,
+    open_event_log,
+)
 from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.events import batch_digest
+from swarmdash.keys import Keys
 from swarmdash.settings import load_settings
 
 Factory = Callable[..., EventLog]
@@ -281,26 +291,92 @@ def test_open_event_log_picks_the_backend(closed_url: str) -> None:
         remote.close()
 
 
+def key(name: str, batch: Any, scope: str = "fleet-a") -> BatchKey:
+    return BatchKey(scope, name, batch_digest(batch))
+
+
 def test_a_batch_retried_with_its_idempotency_key_is_stored_once(
         log_factory: Factory, ev: Any) -> None:
     log = log_factory()
     batch = [ev.agent("a1", "busy"), ev.log("started")]
-    ids, duplicate = log.append_once(batch, "batch-1")
+    ids, duplicate = log.append_once(batch, key("batch-1", batch))
     assert not duplicate and len(ids) == 2
-    again, duplicate = log.append_once(batch, "batch-1")
+    again, duplicate = log.append_once(batch, key("batch-1", batch))
     assert duplicate and again == ids
     assert [e["id"] for e in log.read(ZERO, 100)] == ids
-    other, duplicate = log.append_once(batch, "batch-2")
+    other, duplicate = log.append_once(batch, key("batch-2", batch))
     assert not duplicate and other != ids
     plain = log.append(batch) + log.append(batch)  # no key: every call stores
     assert len(log.read(ZERO, 100)) == 4 + len(plain)
 
 
+def test_an_idempotency_key_belongs_to_one_api_key(log_factory: Factory, ev: Any) -> None:
+    """The audit: key B's batch under key A's header name was dropped as A's duplicate."""
+    log = log_factory()
+    mine = [ev.log("fleet a's batch", swarm="alpha")]
+    theirs = [ev.log("fleet b's batch", swarm="beta")]
+    a_ids, _ = log.append_once(mine, key("batch-0001", mine, scope="fleet-a"))
+    b_ids, duplicate = log.append_once(theirs, key("batch-0001", theirs, scope="fleet-b"))
+    assert not duplicate and b_ids != a_ids
+    assert [e["data"]["message"] for e in log.read(ZERO, 100)] == [
+        "fleet a's batch", "fleet b's batch"]
+    # each key's own retry is still a duplicate of its own batch
+    assert log.append_once(theirs, key("batch-0001", theirs, scope="fleet-b")) == (b_ids, True)
+    assert log.append_once(mine, key("batch-0001", mine, scope="fleet-a")) == (a_ids, True)
+
+
+def test_a_different_batch_under_a_used_key_is_refused_and_not_stored(
+        log_factory: Factory, ev: Any) -> None:
+    log = log_factory()
+    first = [ev.log("first")]
+    log.append_once(first, key("batch-7", first))
+    changed = [ev.log("something else")]
+    with pytest.raises(IdempotencyConflict, match="'batch-7'") as raised:
+        log.append_once(changed, key("batch-7", changed))
+    assert raised.value.key.name == "batch-7"
+    assert [e["data"]["message"] for e in log.read(ZERO, 100)] == ["first"]
+
+
+def test_the_digest_ignores_key_order_and_whitespace_not_content(ev: Any) -> None:
+    batch = [ev.log("x", ts=1.5)]
+    reordered = [dict(reversed(list(batch[0].items())))]
+    assert batch_digest(batch) == batch_digest(reordered)
+    assert batch_digest(batch) == batch_digest(json.loads(json.dumps(batch, indent=2)))
+    assert batch_digest(batch) != batch_digest([ev.log("y", ts=1.5)])
+
+
+def test_idempotency_keys_are_bounded_per_api_key(log_factory: Factory, ev: Any) -> None:
+    """IDEMPOTENCY_MAX_KEYS: the oldest key of an API key is forgotten, not the others'."""
+    log = log_factory(idempotency_max_keys=3)
+    other = [ev.log("other fleet")]
+    other_ids, _ = log.append_once(other, key("o-1", other, scope="fleet-b"))
+    batches = [[ev.log(f"m{i}")] for i in range(5)]
+    for i, batch in enumerate(batches):
+        log.append_once(batch, key(f"k-{i}", batch))
+    # k-0 and k-1 are forgotten: their retry is stored again; k-2..k-4 are still known
+    assert log.append_once(batches[0], key("k-0", batches[0]))[1] is False
+    assert all(log.append_once(b, key(f"k-{i}", b))[1] for i, b in enumerate(batches)
+               if i >= 3)
+    assert log.append_once(other, key("o-1", other, scope="fleet-b")) == (other_ids, True)
+
+
+def test_redis_keeps_the_index_of_idempotency_keys_bounded(fake_redis: Any, ev: Any) -> None:
+    log = RedisEventLog(fake_redis, keys=Keys("unit"), idempotency_max_keys=2)
+    for i in range(6):
+        batch = [ev.log(f"m{i}")]
+        log.append_once(batch, key(f"k-{i}", batch))
+    assert fake_redis.zcard("unit:idem-index:fleet-a") == 2
+    assert sorted(fake_redis.scan_iter("unit:idem:*")) == [
+        "unit:idem:fleet-a:k-4", "unit:idem:fleet-a:k-5"]
+    assert 0 < fake_redis.ttl("unit:idem-index:fleet-a") <= 600
+
+
 def test_idempotency_keys_expire(ev: Any, wait_for: Callable[..., Any]) -> None:
     log = MemoryEventLog(idempotency_ttl=0.05)
-    first, _ = log.append_once([ev.log()], "k")
-    ids, duplicate = log.append_once([ev.log()], "k")
+    batch = [ev.log()]
+    first, _ = log.append_once(batch, key("k", batch))
+    ids, duplicate = log.append_once(batch, key("k", batch))
     assert duplicate and ids == first
     fresh = wait_for(lambda: (lambda r: r[0] if not r[1] else None)(
-        log.append_once([ev.log()], "k")), message="the idempotency key to expire")
+        log.append_once(batch, key("k", batch))), message="the idempotency key to expire")
     assert fresh != first

@@ -8,7 +8,7 @@ import pytest
 
 from swarmdash import Publisher, PublishResult
 from swarmdash.cursor import ZERO, parse_id
-from swarmdash.eventlog import BackendUnavailable
+from swarmdash.eventlog import BackendUnavailable, IdempotencyConflict
 from swarmdash.eventlog.redis import RedisEventLog, connect
 from swarmdash.events import ValidationError, validate_batch
 from swarmdash.settings import load_settings
@@ -110,8 +110,16 @@ def test_unreachable_redis_raises_backend_unavailable(closed_url: str, ev: Any) 
 
 
 def test_publish_with_an_idempotency_key_stores_once(pub: Publisher, ev: Any) -> None:
-    first = pub.publish([ev.log("x")], idempotency_key="agent-7:42")
-    again = pub.publish([ev.log("x")], idempotency_key="agent-7:42")
+    batch = [ev.log("x")]
+    first = pub.publish(batch, idempotency_key="agent-7:42")
+    again = pub.publish(batch, idempotency_key="agent-7:42")
     assert again.duplicate and again.ids == first.ids and not first.duplicate
+    # a retry of events without ts (filled in at each call) is still the same batch
+    untimed = {"type": "log", "swarm": "alpha", "agent_id": "a1",
+               "data": {"level": "info", "message": "no ts"}}
+    first = pub.publish(untimed, idempotency_key="agent-7:43")
+    assert pub.publish(untimed, idempotency_key="agent-7:43").ids == first.ids
+    with pytest.raises(IdempotencyConflict, match="agent-7:42"):
+        pub.publish([ev.log("not x")], idempotency_key="agent-7:42")
     with pytest.raises(ValueError):
         pub.publish([ev.log("x")], idempotency_key="bad key")

@@ -6,7 +6,9 @@
 * Every other ``/api/`` route: a viewer token (``Authorization: Bearer <token>`` or the
   ``swarmdash_token`` cookie), except the public ones (:data:`PUBLIC_ENDPOINTS` and views
   marked with :func:`public`); a ``swarm`` the token does not list is refused (403).
-* ``/``, ``/health``, ``/metrics``, ``/static/`` and ``/login`` need nothing.
+* ``/``, ``/health``, ``/metrics``, ``/static/``, ``/login`` and ``/logout`` need nothing;
+  ``POST /login`` and ``POST /logout`` only come from the node's own page (see
+  :func:`_cross_site`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, g, jsonify, redirect, request
+from flask import Flask, g, jsonify, redirect, render_template, request
 from flask import Response as JsonResponse
 from werkzeug.wrappers import Response
 
@@ -141,28 +143,66 @@ def secure_request() -> bool:
     return request.is_secure or forwarded == "https"
 
 
+#: Where a request came from, as the browser says (Fetch Metadata): only the page's own
+#: site may sign in or out.
+_SAME_SITE_FETCH = ("", "same-origin", "none")
+
+
+def _cross_site() -> JsonResponse | None:
+    """403 for a sign-in or sign-out a browser sent from another site.
+
+    A foreign ``Origin`` is refused before (see :mod:`swarmdash.cors`); a browser that sends
+    none still says ``Sec-Fetch-Site``. Clients that are not browsers send neither."""
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site in _SAME_SITE_FETCH:
+        return None
+    return forbidden(f"{request.path} must be sent by this site's own page "
+                     f"(Sec-Fetch-Site: {site[:32]})")
+
+
+def login_page() -> Response:
+    """``GET /login``: the sign-in form. A token is never taken from the URL: a link could
+    sign a victim's browser in as someone else, and URLs end up in logs and history (the
+    form's script moves a token from an old ``?token=`` link or a ``#token=`` link into the
+    form, to be sent with a click)."""
+    response = Response(render_template("login.html"), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    # The form's POST must carry the page's Origin (no-referrer would make it "null").
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def login() -> Response:
-    """``GET /login?token=...``: check the token, keep it in an HttpOnly cookie, go to ``/``."""
+    """``POST /login`` (form field ``token``): check the token, keep it in an HttpOnly
+    cookie, go to ``/``."""
     config = auth_config()
+    refused = _cross_site()
+    if refused is not None:
+        return refused
     response: Response
     if config.disabled:
         response = redirect("/", code=303)
     else:
+        token = request.form.get("token", "").strip()
         try:
-            viewer = config.viewer(request.args.get("token"))
+            viewer = config.viewer(token)
         except TokenError as exc:
             response = unauthorized(exc.detail, exc.reason)
             response.headers["Cache-Control"] = "no-store"
             return response
         response = redirect("/", code=303)
         max_age = max(1, int((viewer.expires or time.time()) - time.time()))
-        response.set_cookie(COOKIE, str(request.args["token"]), max_age=max_age, path="/",
+        response.set_cookie(COOKIE, token, max_age=max_age, path="/",
                             httponly=True, samesite="Strict", secure=secure_request())
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def logout() -> Response:
+    """``POST /logout``: forget the cookie (a GET from another site's link cannot)."""
+    refused = _cross_site()
+    if refused is not None:
+        return refused
     response = redirect("/", code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict",
                            secure=secure_request())
@@ -181,7 +221,7 @@ def content_security_policy(host: str) -> str:
 def security_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")  # /login?token=... must not leak
+    headers.setdefault("Referrer-Policy", "no-referrer")  # an old /login?token= must not leak
     if response.mimetype == "text/html":
         headers.setdefault("Content-Security-Policy", content_security_policy(request.host))
         headers.setdefault("X-Frame-Options", "DENY")
@@ -192,8 +232,9 @@ def install(app: Flask, config: AuthConfig) -> None:
     app.extensions[EXTENSION] = config
     app.before_request(check_request)
     app.after_request(security_headers)
-    app.add_url_rule("/login", "login", login, methods=["GET"])
-    app.add_url_rule("/logout", "logout", logout, methods=["GET", "POST"])
+    app.add_url_rule("/login", "login_page", login_page, methods=["GET"])
+    app.add_url_rule("/login", "login", login, methods=["POST"])
+    app.add_url_rule("/logout", "logout", logout, methods=["POST"])
     if config.disabled:
         log.warning("AUTH_DISABLED=true: anyone who reaches this node may publish and watch "
                     "every swarm (for the local demo only; see docs/security.md)")

@@ -15,6 +15,29 @@ class BackendUnavailable(RuntimeError):
     """The store cannot be reached: nothing was written; the caller may retry."""
 
 
+class IdempotencyConflict(ValueError):
+    """The idempotency key already names a different batch: nothing was written."""
+
+    def __init__(self, key: BatchKey):
+        self.key = key
+        super().__init__(f"Idempotency-Key {key.name!r} was already used for a different "
+                         f"batch; nothing was accepted (use a new key for a new batch)")
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """An idempotency key as stored: the client's ``name``, scoped to the API key that sent
+    it (``scope``), with the ``digest`` of the batch it names.
+
+    A key names one batch of one API key: another key's batch under the same name is
+    stored on its own, and a different batch under a name already used is refused.
+    """
+
+    scope: str
+    name: str
+    digest: str
+
+
 class StateLimitExceeded(ValueError):
     """A batch would take a swarm past a state limit: nothing of it was stored."""
 
@@ -79,17 +102,21 @@ class EventLog(abc.ABC):
 
     embedded: bool = False
 
-    def append(self, events: list[Event], idempotency_key: str | None = None) -> list[str]:
+    def append(self, events: list[Event], idempotency_key: BatchKey | None = None
+               ) -> list[str]:
         """Append atomically (all or none) and update state; return the ids."""
         return self.append_once(events, idempotency_key)[0]
 
     @abc.abstractmethod
-    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
+    def append_once(self, events: list[Event], key: BatchKey | None
+                    ) -> tuple[list[str], bool]:
         """Append like :meth:`append`, at most once per ``key``.
 
         A batch stored under the same key within the idempotency TTL is not stored again:
         its ids come back with ``True``. This makes a retry after an ambiguous failure (the
-        connection dropped after Redis had run the append) safe.
+        connection dropped after Redis had run the append) safe. A key already used for a
+        batch of another digest raises :class:`IdempotencyConflict`. Each scope keeps at
+        most IDEMPOTENCY_MAX_KEYS keys: beyond it the oldest is forgotten.
         """
 
     @abc.abstractmethod

@@ -1,25 +1,31 @@
 -- Append a batch of events to the stream and update state, atomically, at most once per
 -- idempotency key.
--- KEYS[1] stream, KEYS[2] swarms set, KEYS[3] idempotency key (unused when ARGV[7] is 0)
+-- KEYS[1] stream, KEYS[2] swarms set, KEYS[3] idempotency key, KEYS[4] the index of its
+-- API key's idempotency keys (both unused when ARGV[7] is 0)
 -- ARGV[1] approximate MAXLEN, ARGV[2] finished tasks kept per swarm, ARGV[3] swarm key prefix,
 -- ARGV[4] agents suffix, ARGV[5] tasks suffix, ARGV[6] finished-tasks suffix,
--- ARGV[7] seconds the idempotency key is kept (0: no key),
--- ARGV[8] most agents per swarm, ARGV[9] most open (not finished) tasks per swarm,
--- ARGV[10] most swarms,
+-- ARGV[7] seconds the idempotency key is kept (0: no key), ARGV[8] the batch's digest,
+-- ARGV[9] idempotency keys kept per API key at most, ARGV[10] now (seconds),
+-- ARGV[11] most agents per swarm, ARGV[12] most open (not finished) tasks per swarm,
+-- ARGV[13] most swarms,
 -- then 6 values per event: swarm, kind (agent|task|-), state field, finished (1|0), ts, json.
 -- Returns {0 (stored) or 1 (already stored under that key), "id1,id2,..."}, or
--- {2, limit name, swarm, limit} when the batch would take a swarm past a state limit
--- (then nothing is stored).
+-- {2, limit name, swarm, limit} when the batch would take a swarm past a state limit, or
+-- {3, ''} when the idempotency key names another batch (then nothing is stored).
 local stream, swarms = KEYS[1], KEYS[2]
 local maxlen, keep, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local agents_sfx, tasks_sfx, done_sfx = ARGV[4], ARGV[5], ARGV[6]
-local idem_ttl = tonumber(ARGV[7])
-local max_agents, max_open = tonumber(ARGV[8]), tonumber(ARGV[9])
-local max_swarms = tonumber(ARGV[10])
-local first = 11
+local idem_ttl, digest = tonumber(ARGV[7]), ARGV[8]
+local max_agents, max_open = tonumber(ARGV[11]), tonumber(ARGV[12])
+local max_swarms = tonumber(ARGV[13])
+local first = 14
 if idem_ttl > 0 then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return {1, seen} end
+  if seen then
+    local sep = string.find(seen, ' ', 1, true)
+    if not sep or string.sub(seen, 1, sep - 1) ~= digest then return {3, ''} end
+    return {1, string.sub(seen, sep + 1)}
+  end
 end
 -- The state limits, checked before anything is written: swarms the batch adds, agents it
 -- adds, and tasks it leaves open that were not open before, per swarm.
@@ -99,5 +105,17 @@ for b = first, #ARGV, 6 do
   end
 end
 local joined = table.concat(ids, ',')
-if idem_ttl > 0 then redis.call('SET', KEYS[3], joined, 'EX', idem_ttl) end
+if idem_ttl > 0 then
+  local index, now = KEYS[4], tonumber(ARGV[10])
+  redis.call('SET', KEYS[3], digest .. ' ' .. joined, 'EX', idem_ttl)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now - idem_ttl)
+  redis.call('ZADD', index, now, KEYS[3])
+  local extra = redis.call('ZCARD', index) - tonumber(ARGV[9])
+  if extra > 0 then
+    local old = redis.call('ZRANGE', index, 0, extra - 1)
+    redis.call('ZREMRANGEBYRANK', index, 0, extra - 1)
+    for _, k in ipairs(old) do redis.call('DEL', k) end
+  end
+  redis.call('EXPIRE', index, idem_ttl)
+end
 return {0, joined}

@@ -14,14 +14,23 @@ from collections import OrderedDict
 
 from ..cursor import ZERO, StreamId, format_id
 from ..events import Event
-from .base import EventLog, Snapshot, StateLimitExceeded, StateLimits, state_field
+from .base import (
+    BatchKey,
+    EventLog,
+    IdempotencyConflict,
+    Snapshot,
+    StateLimitExceeded,
+    StateLimits,
+    state_field,
+)
 
 
 class MemoryEventLog(EventLog):
     embedded = True
 
     def __init__(self, maxlen: int = 100_000, task_history: int = 200,
-                 idempotency_ttl: float = 600.0, limits: StateLimits | None = None):
+                 idempotency_ttl: float = 600.0, idempotency_max_keys: int = 50_000,
+                 limits: StateLimits | None = None):
         self._maxlen = maxlen
         self._task_history = task_history
         self._ids: list[StreamId] = []
@@ -34,20 +43,26 @@ class MemoryEventLog(EventLog):
         self._done: dict[str, dict[str, float]] = {}
         self._cond = threading.Condition()
         self._idempotency_ttl = idempotency_ttl
+        self._idempotency_max_keys = idempotency_max_keys
+        # scope -> key name -> (expiry, digest, ids), oldest first in each scope
+        self._seen: dict[str, OrderedDict[str, tuple[float, str, list[str]]]] = {}
         self._limits = limits or StateLimits()
-        self._seen: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
 
     def _next_id(self) -> StreamId:
         ms = int(time.time() * 1000)
         return (ms, 0) if ms > self._last[0] else (self._last[0], self._last[1] + 1)
 
-    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
+    def append_once(self, events: list[Event], key: BatchKey | None
+                    ) -> tuple[list[str], bool]:
         with self._cond:
             now = time.monotonic()
-            while self._seen and next(iter(self._seen.values()))[0] <= now:
-                self._seen.popitem(last=False)
-            if key is not None and key in self._seen:
-                return list(self._seen[key][1]), True
+            if key is not None:
+                seen = self._seen_in(key.scope, now)
+                if key.name in seen:
+                    _, digest, stored_ids = seen[key.name]
+                    if digest != key.digest:
+                        raise IdempotencyConflict(key)
+                    return list(stored_ids), True
             self._check_limits(events)
             ids = []
             for event in events:
@@ -66,8 +81,21 @@ class MemoryEventLog(EventLog):
                 del self._events[:excess]
             self._cond.notify_all()
             if key is not None and self._idempotency_ttl > 0:
-                self._seen[key] = (now + self._idempotency_ttl, list(ids))
+                seen = self._seen.setdefault(key.scope, OrderedDict())
+                seen[key.name] = (now + self._idempotency_ttl, key.digest, list(ids))
+                while len(seen) > self._idempotency_max_keys:
+                    seen.popitem(last=False)
             return ids, False
+
+    def _seen_in(self, scope: str, now: float) -> OrderedDict[str, tuple[float, str, list[str]]]:
+        """The live idempotency keys of ``scope`` (expired ones of every scope dropped)."""
+        for name in list(self._seen):
+            entries = self._seen[name]
+            while entries and next(iter(entries.values()))[0] <= now:
+                entries.popitem(last=False)
+            if not entries:
+                del self._seen[name]
+        return self._seen.get(scope, OrderedDict())
 
     def _check_limits(self, events: list[Event]) -> None:
         """Refuse a batch that adds agents or open tasks past a swarm's limit (as ingest.lua

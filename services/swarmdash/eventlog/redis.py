@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -16,7 +17,9 @@ from ..redisconn import connect
 from ..settings import Settings
 from .base import (
     BackendUnavailable,
+    BatchKey,
     EventLog,
+    IdempotencyConflict,
     Snapshot,
     StateLimitExceeded,
     StateLimits,
@@ -39,7 +42,7 @@ class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
                  idempotency_ttl: int = 600, health_conn: redis.Redis | None = None,
-                 limits: StateLimits | None = None,
+                 idempotency_max_keys: int = 50_000, limits: StateLimits | None = None,
                  replicas: ReplicaWait | None = None):
         self.redis = conn
         self.blocking = blocking_conn or conn
@@ -50,6 +53,7 @@ class RedisEventLog(EventLog):
         self.maxlen = maxlen
         self.task_history = task_history
         self.idempotency_ttl = idempotency_ttl
+        self.idempotency_max_keys = idempotency_max_keys
         self.limits = limits or StateLimits()
         self._ingest = conn.register_script(_script("ingest.lua"))
         self._snapshot = conn.register_script(_script("snapshot.lua"))
@@ -63,7 +67,8 @@ class RedisEventLog(EventLog):
             connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections,
                     read_timeout=s.redis_timeout + replicas.timeout_s),
             keys=keys, maxlen=s.stream_maxlen, task_history=s.task_history,
-            idempotency_ttl=s.idempotency_ttl, limits=StateLimits.from_settings(s),
+            idempotency_ttl=s.idempotency_ttl, idempotency_max_keys=s.idempotency_max_keys,
+            limits=StateLimits.from_settings(s),
             blocking_conn=connect(s.redis_url, s.redis_timeout,
                                   read_timeout=(s.redis_timeout + s.relay_block_ms / 1000
                                                 + replicas.timeout_s),
@@ -83,18 +88,22 @@ class RedisEventLog(EventLog):
                 raise BackendUnavailable(f"redis not ready: {exc}") from exc
             raise
 
-    def append_once(self, events: list[Event], key: str | None) -> tuple[list[str], bool]:
+    def append_once(self, events: list[Event], key: BatchKey | None
+                    ) -> tuple[list[str], bool]:
         ttl = self.idempotency_ttl if key is not None else 0
+        scope, name, digest = (key.scope, key.name, key.digest) if key else ("", "", "")
         args: list[Any] = [self.maxlen, self.task_history, self.keys.swarm_prefix,
-                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl,
+                           AGENTS_SUFFIX, TASKS_SUFFIX, TASKS_DONE_SUFFIX, ttl, digest,
+                           self.idempotency_max_keys, f"{time.time():.3f}",
                            self.limits.max_agents, self.limits.max_open_tasks,
                            self.limits.max_swarms]
         for event in events:
             target = state_field(event)
-            kind, name, finished = target if target else ("-", "", False)
-            args += [event["swarm"], kind, name, "1" if finished else "0", event["ts"],
+            kind, field, finished = target if target else ("-", "", False)
+            args += [event["swarm"], kind, field, "1" if finished else "0", event["ts"],
                      encode(event)]
-        keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(key or "")]
+        keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(scope, name),
+                self.keys.idempotency_index(scope)]
         if not self.replicas.needed:
             reply = self._call(lambda: self._ingest(keys=keys, args=args))
         else:
@@ -105,6 +114,9 @@ class RedisEventLog(EventLog):
                 self.redis, lambda pipe: self._ingest(keys=keys, args=args, client=pipe)))
         if int(reply[0]) == 2:
             raise StateLimitExceeded(reply[1], reply[2], int(reply[3]))
+        if int(reply[0]) == 3:
+            assert key is not None
+            raise IdempotencyConflict(key)
         seen, joined = reply
         if int(seen) and self.replicas.needed:
             self._call(lambda: self.replicas.run(self.redis, None, self.keys.replication_mark))

@@ -22,7 +22,7 @@
 // page shows "store unavailable" and keeps its subscriptions. With {available: true} the
 // live stream goes on by itself, and a subscription refused meanwhile is made again at once.
 //
-// Sign-in: the page's viewer token is an HttpOnly cookie (set by GET /login?token=...), sent
+// Sign-in: the page's viewer token is an HttpOnly cookie (set by POST /login), sent
 // by the browser with the Socket.IO handshake and the API calls. A connect the node refuses
 // (no token, expired, forged), the node's `session_expired` when the token expires on a live
 // connection, or an API answer 401 puts the page in the "signed-out" state:
