@@ -715,8 +715,9 @@ def effective(settings: Settings) -> list[tuple[str, str]]:
         value = _text(getattr(settings, f.name))
         if f.metadata.get("secret") and value:
             value = "****"
-        elif "://" in value:
-            value = ",".join(mask_url(v) for v in value.split(","))
+        elif "://" in value:  # a list of URLs splits before each scheme (a sentinel URL's
+            # host list has commas of its own)
+            value = ",".join(mask_url(v) for v in re.split(r",(?=[A-Za-z][\w+.-]*://)", value))
         rows.append((f.metadata["env"], value))
     return rows
 
