@@ -13,6 +13,12 @@ def _part(name: str) -> str:
     return (PARTS / f"{name}.md").read_text()
 
 
+def _profile() -> str:
+    """The table ``python -m bench.profile --write-docs`` last wrote."""
+    path = BENCH.parent / "docs" / "benchmarks" / "profile.md"
+    return path.read_text().strip() if path.is_file() else "(no profile yet: run it)"
+
+
 def _rows(values: dict[str, Any]) -> str:
     return "\n".join(f"| {k} | {v} |" for k, v in values.items())
 
@@ -61,7 +67,7 @@ def render(meta: dict[str, Any], results: dict[str, Any], table_md: str,
         table_md,
         "",
         *[f"![{i.rsplit('/', 1)[-1].removesuffix('.png')}]({i})\n" for i in images],
-        _part("optimisations"),
+        _part("optimisations").replace("{profile}", _profile()),
         _part("method").format(windows=", ".join(f"{k} {v} ms" for k, v in WINDOWS_MS.items())),
         _part("caveats"),
     ]

@@ -98,20 +98,28 @@ def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("--clients", type=int, default=500)
-    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--seconds", type=int, default=15)
     p.add_argument("--before", type=Path, default=None, metavar="DIR")
     p.add_argument("--out", type=Path, default=BENCH / "out")
+    p.add_argument("--write-docs", action="store_true",
+                   help="keep the table for docs/benchmarks.md (docs/benchmarks/profile.md)")
     args = p.parse_args(argv)
     systems = [SWARMDASH] + ([before(args.before)] if args.before else [])
-    results = {s.title: profile(s, args.out.resolve(), args.clients, args.seconds)
-               for s in systems}
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {s.title: profile(s, args.out, args.clients, args.seconds) for s in systems}
     rows = ["busy %", "delivered events/s", *(part for part, _ in PARTS), REST]
-    print("| share of the worker's busy samples | " + " | ".join(results) + " |")
-    print("|---|" + "---|" * len(results))
+    lines = ["| share of the worker's busy samples | " + " | ".join(results) + " |",
+             "|---|" + "---|" * len(results)]
     for row in rows:
         cells = [f"{r.get(row, 0):,.0f}" if row == "delivered events/s"
                  else f"{r.get(row, 0):.0f}%" for r in results.values()]
-        print(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    (args.out / "profile.md").write_text(table)
+    if args.write_docs:
+        (BENCH.parent / "docs" / "benchmarks" / "profile.md").write_text(table)
     return 0
 
 

@@ -49,9 +49,13 @@ _FEED_ROOM = "legacy|{}"
 _MAX_PING_ID = 128
 
 
-def iso(ts: float) -> str:
-    """Epoch seconds as the ISO 8601 UTC text the original server's timestamps were."""
-    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+def iso(ts: float) -> str | float:
+    """Epoch seconds as the ISO 8601 UTC text the original server's timestamps were; a
+    time no calendar date can hold (ingest accepts any 64-bit number) stays a number."""
+    try:
+        text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):
+        return ts
     return text.replace("+00:00", "Z")
 
 

@@ -45,7 +45,8 @@ PRIMARY_INFO = ("redis-cli -p $(redis-cli -p 26390 SENTINEL get-master-addr-by-n
                 "| tail -1) INFO replication | grep -E '^(connected_slaves|slave[0-9])'")
 SENTINEL_PINGS = ('for p in 26390 26391 26392; do echo "$p $(redis-cli -p $p ping 2>&1)"; '
                   'done')
-SENTINEL_METRICS = "curl -s http://127.0.1.1:8050/metrics | grep -E '^swarmdash_redis_sentinel'"
+SENTINEL_METRICS = ("curl -s http://127.0.1.1:8050/metrics | grep -E "
+                    "'^swarmdash_redis_(sentinel_quorum|sentinels_)'")
 LAG_INFO = ("redis-cli -p $(redis-cli -p 26390 SENTINEL get-master-addr-by-name swarmdash | "
             "tail -1) INFO replication | grep -E '^(master_repl_offset|slave[0-9])'")
 LAG_METRICS = ("curl -s http://127.0.1.1:8050/metrics | grep -E "

@@ -161,6 +161,9 @@ def test_live_socket_handlers(live_node: Node, no_new_tracebacks: Callable[[], i
             name = f"{name}_"  # reserved by the client library
         ack = client.call(name, (payload, *more) if more else payload, timeout=15)
         assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), ack
+        if name in ("ping", "join_room", "leave_room"):  # the original dashboard's events
+            assert ack["ok"] or (ack["error"] and ack["detail"]), ack
+            return
         if name not in ("subscribe", "unsubscribe") or more or not valid_subscription(payload):
             assert ack["ok"] is False and ack["error"] and ack["detail"], ack
         elif ack["ok"] and name == "subscribe":

@@ -22,8 +22,9 @@ import redis
 import requests
 
 from swarmdash.eventlog import BackendUnavailable
+from swarmdash.eventlog.base import BatchKey
 from swarmdash.eventlog.redis import RedisEventLog
-from swarmdash.events import validate_batch
+from swarmdash.events import batch_digest, validate_batch
 from swarmdash.settings import load_settings
 from tests.helpers import (
     AGENT_HEADERS,
@@ -195,6 +196,8 @@ def test_a_retry_is_stored_when_the_failover_lost_the_first_attempt(
     log = RedisEventLog.from_settings(settings)
     try:
         log.append(stored(0))  # replicated
+        lost = stored(1)  # one batch, sent again as is: same key, same digest
+        lost_batch = BatchKey("tests", "lost-batch", batch_digest(lost))
         replicas = freeze_replicas(sentinel)
         old = sentinel.primary()
         with redis.Redis(port=old) as primary:
@@ -202,14 +205,14 @@ def test_a_retry_is_stored_when_the_failover_lost_the_first_attempt(
             # the primary's memory, and dies with it
             primary.set("filler", b"x" * (64 << 20))
         with pytest.raises(BackendUnavailable, match="replicas"):
-            log.append_once(stored(1), "lost-batch")
+            log.append_once(lost, lost_batch)
         sentinel.server(old).kill()
         thaw(sentinel, replicas)
         new = sentinel.wait_new_primary(old)
         deadline = time.monotonic() + 30
         while True:  # the publisher's retry loop, with the same key
             try:
-                ids, duplicate = log.append_once(stored(1), "lost-batch")
+                ids, duplicate = log.append_once(lost, lost_batch)
                 break
             except BackendUnavailable:
                 assert time.monotonic() < deadline, "ingest never came back"
