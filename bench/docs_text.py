@@ -29,7 +29,7 @@ def render(meta: dict[str, Any], results: dict[str, Any], table_md: str,
     w = meta["workload"]
     size_note = {
         "full": "the full size",
-        "medium": "the **medium** size (not the full one: the machine was shared when it ran)",
+        "medium": "the **medium** size (the full one overloads 2 cores: see the caveats)",
         "quick": "the **quick** smoke size (numbers are indicative only)",
     }.get(meta["size"], meta["size"])
     parts = [
