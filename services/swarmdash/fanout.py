@@ -28,9 +28,6 @@ class Fanout:
     def __init__(self, server: Any):
         self.server = server  # python-socketio Server
 
-    def members(self, room: str) -> int:
-        return len(self.server.manager.rooms.get(NAMESPACE, {}).get(room, ()))
-
     def emit(self, room: str, event: str, payload: Any) -> int:
         """Send ``event`` to every member of ``room``; return how many there were."""
         participants = self.server.manager.rooms.get(NAMESPACE, {}).get(room)

@@ -275,7 +275,8 @@ class _OutboxSocket:
         return data
 
     def close(self) -> None:
-        self.outbox.end(abort=False)
+        """The connection's socket, once its reader is done (gunicorn no longer owns it)."""
+        self.sock.close()
 
 
 class LeanServer(SimpleServer):
@@ -512,4 +513,4 @@ class LeanSocket(eio_socket.Socket):
                 break
         self.close(wait=False, abort=True, reason=reason.TRANSPORT_CLOSE)
         lean.outbox.end(abort=True)
-        lean.sock.sock.close()
+        lean.sock.close()
