@@ -1,6 +1,6 @@
 """The systems under test, each as 3 nodes behind the repository's HAProxy config.
 
-Every system runs in the topology of ``swarmdash cluster up`` (:mod:`swarmdash.localcluster`:
+Every system runs in the topology of ``swarmdash cluster up`` (:mod:`swarmdash.cluster.local`:
 redis-server, a DNS responder, nodes on their own loopback addresses, HAProxy with
 ``haproxy/haproxy.cfg``); only the node command differs. Ports are free ones and the nodes'
 loopback network is random, so a run never collides with a developer's cluster.
@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarmdash.localcluster import LocalCluster, NodeInfo, Ports
+from swarmdash.cluster.local import LocalCluster, NodeInfo, Ports
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

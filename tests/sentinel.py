@@ -1,6 +1,6 @@
 """A primary, replicas and sentinels (``redis-server --sentinel``) on free ports, for tests.
 
-The topology of :mod:`swarmdash.localredis` run as :class:`tests.helpers.Process` children;
+The topology of :mod:`swarmdash.cluster.redis` run as :class:`tests.helpers.Process` children;
 :meth:`SentinelRedis.stop` stops every one of them inside a timeout, whatever state the
 test left them in (frozen, killed, demoted).
 """
@@ -11,7 +11,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from swarmdash.localredis import SentinelTiming, Topology
+from swarmdash.cluster.redis import SentinelTiming, Topology
 from tests.helpers import Process, free_port, wait_for
 
 #: Fast enough for a test, slow enough not to fail over on a loaded 2-core machine.
@@ -82,7 +82,7 @@ def free_port_run(count: int, attempts: int = 200) -> int:
     sentinels sit on consecutive ports)."""
     import random
 
-    from swarmdash.processes import port_free
+    from swarmdash.cluster.processes import port_free
 
     for _ in range(attempts):
         base = random.randint(20000, 60000 - count)

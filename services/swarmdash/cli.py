@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: until Ctrl-C)")
     watch.set_defaults(func=cmd_watch)
 
-    from .cluster_cli import add_parser as add_cluster
+    from .cluster.cli import add_parser as add_cluster
 
     add_cluster(sub, HelpFormatter)
 

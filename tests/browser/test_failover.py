@@ -11,7 +11,7 @@ import pytest
 import requests
 from playwright.sync_api import Page
 
-from swarmdash.localcluster import LocalCluster
+from swarmdash.cluster.local import LocalCluster
 from tests.helpers import AGENT_HEADERS, AUTH_ENV
 from tests.proxy.conftest import start_cluster
 

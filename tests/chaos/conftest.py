@@ -1,4 +1,4 @@
-"""The chaos suite's cluster: `swarmdash.localcluster` (redis-server with AOF, gunicorn
+"""The chaos suite's cluster: `swarmdash.cluster.local` (redis-server with AOF, gunicorn
 nodes, HAProxy, DNS), with the third node reaching Redis through a link process
 (tests/chaos/link.py) that a scenario can freeze. The table of every scenario's figures is
 printed at the end of the run.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmdash.localcluster import LocalCluster, NodeInfo
+from swarmdash.cluster.local import LocalCluster, NodeInfo
 from tests.helpers import ROOT
 from tests.proxy.conftest import NODE_ENV, cluster_ports
 

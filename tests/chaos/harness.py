@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import requests
 
-from swarmdash.localcluster import LocalCluster
+from swarmdash.cluster.local import LocalCluster
 from tests.helpers import wait_for
 
 from .clientpool import ClientPool

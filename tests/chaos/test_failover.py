@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from swarmdash.localcluster import LocalCluster
+from swarmdash.cluster.local import LocalCluster
 from tests.helpers import wait_for
 from tests.proxy.conftest import NODE_ENV, cluster_ports
 from tests.sentinel import TEST_TIMING, free_port_run

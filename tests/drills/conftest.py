@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from swarmdash.localcluster import LocalCluster, Ports
+from swarmdash.cluster.local import LocalCluster, Ports
 from tests.helpers import DashClient, metric_value, wait_for
 from tests.proxy.conftest import NODE_ENV, client_from, cluster_ports, session_from
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from swarmdash.localcluster import LocalCluster
+from swarmdash.cluster.local import LocalCluster
 from tests.helpers import metric_value, wait_for
 from tests.proxy.conftest import NODE_ENV, cluster_ports
 from tests.sentinel import free_port_run

@@ -122,7 +122,7 @@ def test_a_node_follows_the_primary_through_a_failover(
 
 
 def test_switchover_leaves_no_readonly_loop(sentinel: SentinelRedis, node: Node) -> None:
-    from swarmdash.processes import wait_until
+    from swarmdash.cluster.processes import wait_until
 
     assert post(node.url, [log_event(1)]).status_code == 202
     old = sentinel.primary()

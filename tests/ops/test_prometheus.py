@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from swarmdash.cluster.prometheus import render_local
 from swarmdash.metrics import REGISTRY
-from swarmdash.promconfig import render_local
 from tests.helpers import ROOT
 
 from .conftest import need

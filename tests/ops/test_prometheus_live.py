@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from swarmdash.promconfig import render_local
+from swarmdash.cluster.prometheus import render_local
 from tests.helpers import ROOT, Node, Process, free_port, wait_for
 
 from .conftest import OpsCluster, need, replace_exactly

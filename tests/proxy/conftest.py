@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import socketio
 
-from swarmdash.localcluster import LocalCluster, Ports
+from swarmdash.cluster.local import LocalCluster, Ports
 from tests.helpers import DashClient, free_port, session_from
 
 #: Node settings of the test clusters: quick to stop, quiet logs. Auth is off (the runbooks'

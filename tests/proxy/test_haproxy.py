@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from swarmdash.localcluster import LocalCluster, repo_root
+from swarmdash.cluster.local import LocalCluster, repo_root
 from tests.helpers import (
     PROMETHEUS_PATH_SPELLINGS,
     DashClient,

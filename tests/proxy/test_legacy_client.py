@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from swarmdash.localcluster import LocalCluster
+from swarmdash.cluster.local import LocalCluster
 from tests.helpers import ROOT, wait_for
 from tests.integration.test_cluster import post
 

@@ -12,7 +12,7 @@ import pytest
 
 from swarmdash import __version__
 from swarmdash.cli import build_parser, main
-from swarmdash.cluster_cli import duration, format_status
+from swarmdash.cluster.cli import duration, format_status
 from swarmdash.settings import describe
 from tests.helpers import BIN, ROOT
 from tests.unit.conftest import CLOSED_URL

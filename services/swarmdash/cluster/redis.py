@@ -16,8 +16,8 @@ from pathlib import Path
 
 import redis
 
-from .redisconn import sentinel_of
-from .settings import SENTINEL_SCHEME, SentinelUrl
+from ..redisconn import sentinel_of
+from ..settings import SENTINEL_SCHEME, SentinelUrl
 
 #: The Sentinel service name of the local cluster and of docker-compose's profile.
 SERVICE = "swarmdash"

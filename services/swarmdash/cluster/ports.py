@@ -1,6 +1,6 @@
 """Where the local cluster's processes listen, and how many nodes it may run.
 
-Apart from :mod:`swarmdash.localcluster` so that building the command line imports no
+Apart from :mod:`swarmdash.cluster.local` so that building the command line imports no
 HTTP client (and no ssl) before ``serve`` and ``demo`` patch for their engine.
 """
 

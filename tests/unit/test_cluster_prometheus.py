@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swarmdash.promconfig import render_local
+from swarmdash.cluster.prometheus import render_local
 
 COMPOSE = """\
 global:

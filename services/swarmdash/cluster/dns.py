@@ -95,7 +95,7 @@ def serve(host: str, port: int, name: str, addresses: Callable[[], list[str]],
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m swarmdash.localdns", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m swarmdash.cluster.dns", description=__doc__)
     p.add_argument("--listen", default="127.0.0.1:8053", help="host:port (UDP)")
     p.add_argument("--name", required=True, help="the name that resolves to the nodes")
     p.add_argument("--state", type=Path, required=True, help="the local cluster's state file")

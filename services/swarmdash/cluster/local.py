@@ -2,7 +2,7 @@
 Prometheus, as real processes on loopback, from the repository's own config files.
 
 The topology is the docker-compose one: HAProxy runs ``haproxy/haproxy.cfg`` unchanged and
-finds the nodes through DNS (:mod:`swarmdash.localdns` answers for the nodes this cluster
+finds the nodes through DNS (:mod:`swarmdash.cluster.dns` answers for the nodes this cluster
 runs), each node binds its own loopback address (127.0.1.1, 127.0.1.2, …) on the same
 port, like containers. Processes outlive the command that started them; their pids, ports
 and addresses live in ``<dir>/cluster.json`` so ``status``, ``down`` and the node
@@ -29,9 +29,9 @@ from typing import Any
 import redis as redis_lib
 import requests
 
-from .clusterports import MAX_NODES, REDIS_MODES, Ports
-from .localredis import SentinelTiming, Topology
+from .ports import MAX_NODES, REDIS_MODES, Ports
 from .processes import Processes, pid_alive, port_free, wait_until
+from .redis import SentinelTiming, Topology
 
 __all__ = ["MAX_NODES", "ClusterError", "LocalCluster", "NodeInfo", "Ports"]
 
@@ -50,7 +50,7 @@ class ClusterError(RuntimeError):
 def repo_root() -> Path:
     """The checkout holding haproxy/ and infra/ (the local cluster runs from a checkout)."""
     env = os.environ.get("SWARMDASH_REPO")
-    for root in ([Path(env)] if env else []) + [Path(__file__).resolve().parents[2], Path.cwd()]:
+    for root in ([Path(env)] if env else []) + [Path(__file__).resolve().parents[3], Path.cwd()]:
         if (root / "haproxy" / "haproxy.cfg").is_file():
             return root
     raise ClusterError("haproxy/haproxy.cfg not found: run from a SwarmDash checkout "
@@ -250,7 +250,7 @@ class LocalCluster:
         ``node.env`` (read by every node) gets the secret and the key's hash;
         ``simulator.env`` the key itself (``PUBLISH_API_KEY``, read by ``swarmdash simulate``).
         """
-        from .auth.apikeys import generate_key, key_hash
+        from ..auth.apikeys import generate_key, key_hash
 
         if self.node_env_file.exists():
             return
@@ -266,8 +266,8 @@ class LocalCluster:
 
     def viewer_headers(self) -> dict[str, str]:
         """A short viewer token for this cluster's own API calls (from the nodes' SECRET_KEY)."""
-        from .auth.tokens import issue_token
-        from .settings import read_env_file
+        from ..auth.tokens import issue_token
+        from ..settings import read_env_file
 
         values = read_env_file(self.node_env_file) if self.node_env_file.is_file() else {}
         secret = {**values, **self.state.node_env}.get("SECRET_KEY", "")
@@ -381,7 +381,7 @@ class LocalCluster:
 
     def _start_dns(self) -> None:
         self.state.pids["dns"] = self.procs.spawn("dns", [
-            sys.executable, "-m", "swarmdash.localdns", "--listen",
+            sys.executable, "-m", "swarmdash.cluster.dns", "--listen",
             f"127.0.0.1:{self.state.ports.dns}", "--name", NODES_FQDN,
             "--state", str(self.dir / STATE_FILE)])
         self.save()
@@ -558,7 +558,7 @@ class LocalCluster:
 
     # --- Prometheus --------------------------------------------------------------------
     def _start_prometheus(self) -> None:
-        from .promconfig import render_local
+        from .prometheus import render_local
 
         src = repo_root() / "infra" / "prometheus"
         config = self.dir / "prometheus.yml"

@@ -8,7 +8,7 @@ import struct
 import threading
 from pathlib import Path
 
-from swarmdash.localdns import answer, parse_question, serve, state_addresses
+from swarmdash.cluster.dns import answer, parse_question, serve, state_addresses
 
 NAME = "nodes.swarmdash.local"
 

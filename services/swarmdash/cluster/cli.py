@@ -1,4 +1,4 @@
-"""``swarmdash cluster``: the local cluster without Docker (see :mod:`swarmdash.localcluster`).
+"""``swarmdash cluster``: the local cluster without Docker (see :mod:`swarmdash.cluster.local`).
 
     swarmdash cluster up --nodes 3 [--prometheus]   redis-server, nodes, HAProxy (+ Prometheus)
     swarmdash cluster status [--json]               processes, HAProxy's view, the registry
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .clusterports import MAX_NODES, REDIS_MODES, Ports
+from .ports import MAX_NODES, REDIS_MODES, Ports
 
 DEFAULT_DIR = ".swarmdash-cluster"
 
@@ -76,7 +76,7 @@ def _progress(message: str) -> None:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from .localcluster import ClusterError, LocalCluster
+    from .local import ClusterError, LocalCluster
     from .processes import Timeout
 
     workdir = Path(args.dir)
