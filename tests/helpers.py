@@ -1,19 +1,19 @@
-"""Shared test helpers: waiting on conditions, free ports, real processes, real clients."""
+"""Shared test helpers: waiting on conditions, free ports, real processes, real clients.
+
+Processes, redis-servers and nodes are started and waited for with the local cluster's own
+functions (:mod:`swarmdash.cluster`): the tests and ``swarmdash cluster`` share one harness.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import secrets
-import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,11 @@ from typing import Any
 import requests
 import socketio
 from requests.adapters import HTTPAdapter
+
+from swarmdash.cluster import processes
+from swarmdash.cluster.local import node_command, wait_healthy
+from swarmdash.cluster.processes import Timeout, wait_until
+from swarmdash.cluster.redis import ping, server_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -49,19 +54,10 @@ def viewer_token(swarms: list[str] | None = None, ttl: float = 3600, name: str =
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
              message: str = "condition") -> Any:
     """Poll ``predicate`` until it returns a truthy value; fail with ``message`` on timeout."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception as exc:  # keep polling through transient failures
-            last_exc = exc
-        else:
-            if value:
-                return value
-        time.sleep(interval)
-    detail = f" (last error: {last_exc!r})" if last_exc else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}{detail}")
+    try:
+        return wait_until(predicate, timeout, message, interval)
+    except Timeout as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def metric_value(node_url: str, sample: str) -> float:
@@ -78,53 +74,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class Process:
-    """A child process with its output in a log file, stopped cleanly (then killed)."""
+class Process(processes.Process):
+    """A child process of a test, run from the repository's root, its output in
+    ``<log_dir>/<name>.log``."""
 
     def __init__(self, name: str, argv: list[str], log_dir: Path,
                  env: dict[str, str] | None = None):
-        self.name, self.argv, self.env = name, argv, env
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Process:
-        env = {**os.environ, **(self.env or {})}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, cwd=ROOT, start_new_session=True)
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive:
-            assert self.proc is not None
-            os.killpg(self.proc.pid, sig)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive:
-            return
-        assert self.proc is not None
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.proc.wait(5)
-
-    def kill(self) -> None:
-        if self.alive:
-            assert self.proc is not None
-            self.signal(signal.SIGKILL)
-            self.proc.wait(5)
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        super().__init__(name, argv, log_dir, env, cwd=ROOT)
 
 
 class RedisServer:
@@ -134,23 +90,14 @@ class RedisServer:
         self.dir = data_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = Process(f"redis-{self.port}", [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir),
-            "--daemonize", "no"], self.dir)
+        self.process = Process(f"redis-{self.port}", server_argv(self.port, self.dir), self.dir)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+        return ping(self.port)
 
     def start(self) -> RedisServer:
         self.process.start()
@@ -244,30 +191,67 @@ class Node:
         return requests.get(f"{self.url}/health", timeout=2)
 
     def wait_ready(self, timeout: float = 30) -> None:
-        def ready() -> bool:
-            if not self.process.alive:
-                raise AssertionError(f"{self.name} exited:\n{self.process.tail()}")
-            try:
-                return self.health().status_code == 200
-            except requests.RequestException:
-                return False
-        try:
-            wait_for(ready, timeout, message=f"{self.name} /health 200")
-        except AssertionError:
-            raise AssertionError(f"{self.name} not ready:\n{self.process.tail()}") from None
+        wait_healthy(self.name, self.url, lambda: self.process.alive, self.process.tail, timeout)
 
 
-def start_node(name: str, engine: str, env: dict[str, str], log_dir: Path) -> Node:
+def start_node(name: str, engine: str, env: dict[str, str], log_dir: Path,
+               wait: bool = True) -> Node:
+    """A node under gunicorn as in production (``engine="gunicorn"``) or ``swarmdash serve``
+    with ``engine`` as ASYNC_MODE; waited for until /health answers 200 unless ``wait=False``."""
     port = int(env["PORT"])
     if engine == "gunicorn":
-        argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "infra" / "gunicorn.conf.py"),
-                "swarmdash.wsgi:app"]
+        argv = node_command()
     else:
         argv = [sys.executable, "-m", "swarmdash.cli", "serve"]
         env = {**env, "ASYNC_MODE": engine}
     node = Node(name, engine, port, Process(name, argv, log_dir, env).start())
-    node.wait_ready()
+    if wait:
+        node.wait_ready()
     return node
+
+
+class NodeGroup:
+    """A private redis-server and the nodes a test starts on it, every one stopped by
+    :meth:`stop` (the nodes' shared Socket.IO channel is unique to that server)."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.redis = RedisServer(log_dir / "redis").start()
+        self.channel = f"swarmdash-test-{self.redis.port}"
+        self.nodes: list[Node] = []
+
+    def env(self, name: str, *, auth: bool = False, **settings: str) -> dict[str, str]:
+        """A node's environment on this group's Redis: the test settings and ``settings``."""
+        return node_env(self.redis.url, name, free_port(), auth=auth,
+                        MESSAGE_QUEUE_CHANNEL=self.channel, **settings)
+
+    def start(self, name: str, engine: str = "gunicorn", *, auth: bool = False,
+              wait: bool = True, log_dir: Path | None = None, **settings: str) -> Node:
+        """One more node of the group (stopped with it)."""
+        env = self.env(name, auth=auth, **settings)
+        node = start_node(name, engine, env, log_dir or self.log_dir, wait=False)
+        self.nodes.append(node)
+        if wait:
+            node.wait_ready()
+        return node
+
+    def by_name(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.process.stop()
+        self.redis.process.stop()
+
+
+@contextlib.contextmanager
+def node_group(log_dir: Path) -> Iterator[NodeGroup]:
+    """A :class:`NodeGroup` for the duration of the block."""
+    group = NodeGroup(log_dir)
+    try:
+        yield group
+    finally:
+        group.stop()
 
 
 @dataclass

@@ -33,8 +33,8 @@ class SentinelRedis:
     def _spawn(self, name: str, argv: list[str]) -> int:
         proc = Process(name, argv, self.topology.dir).start()
         self.procs[name] = proc
-        assert proc.proc is not None
-        return proc.proc.pid
+        assert proc.pid is not None
+        return proc.pid
 
     def start(self) -> SentinelRedis:
         try:

@@ -28,15 +28,7 @@ import requests
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from swarmdash.auth.config import COOKIE
-from tests.helpers import (
-    AGENT_HEADERS,
-    Node,
-    RedisServer,
-    free_port,
-    node_env,
-    start_node,
-    viewer_token,
-)
+from tests.helpers import AGENT_HEADERS, Node, RedisServer, node_group, viewer_token
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -117,20 +109,10 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture(scope="session")
 def swarm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    log_dir = tmp_path_factory.mktemp("browser")
-    redis = RedisServer(log_dir / "redis").start()
-    nodes: list[Node] = []
-    try:
+    with node_group(tmp_path_factory.mktemp("browser")) as group:
         for i in (1, 2):
-            env = node_env(redis.url, f"bnode{i}", free_port(), auth=True,
-                           MESSAGE_QUEUE_CHANNEL=f"swarmdash-browser-{redis.port}",
-                           **NODE_SETTINGS)
-            nodes.append(start_node(f"bnode{i}", "gevent", env, log_dir))
-        yield Swarm(redis, nodes)
-    finally:
-        for node in nodes:
-            node.process.stop()
-        redis.process.stop()
+            group.start(f"bnode{i}", "gevent", auth=True, **NODE_SETTINGS)
+        yield Swarm(group.redis, group.nodes)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from playwright.sync_api import Page
 
 from swarmdash.cluster.local import LocalCluster
 from tests.helpers import AGENT_HEADERS, AUTH_ENV
-from tests.proxy.conftest import start_cluster
+from tests.local_cluster import start_cluster
 
 from .conftest import NODE_SETTINGS, log_events, publish, shown_seqs, wait_for_seqs, wait_for_state
 

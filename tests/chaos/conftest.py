@@ -9,7 +9,6 @@ docs/reliability.md).
 
 from __future__ import annotations
 
-import random
 import secrets
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 from swarmdash.cluster.local import LocalCluster, NodeInfo
 from tests.helpers import ROOT
-from tests.proxy.conftest import NODE_ENV, cluster_ports
+from tests.local_cluster import new_cluster
 
 from .harness import Result, Sizes, table
 
@@ -48,9 +47,7 @@ def start_link(redis_port: int) -> tuple[subprocess.Popen[str], int]:
 @pytest.fixture(scope="module")
 def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
     workdir = tmp_path_factory.mktemp("chaos")
-    net = f"127.{random.randint(2, 250)}.{random.randint(2, 250)}"
-    cluster = LocalCluster(workdir / "cluster", 2, ports=cluster_ports(), net=net,
-                           node_env={**NODE_ENV, "SECRET_KEY": secrets.token_hex(32)})
+    cluster = new_cluster(workdir / "cluster", 2, node_env={"SECRET_KEY": secrets.token_hex(32)})
     link: subprocess.Popen[str] | None = None
     try:
         cluster.up()

@@ -8,7 +8,6 @@ order; nothing stored twice) and report how long ingest and the clients took to 
 
 from __future__ import annotations
 
-import random
 import secrets
 import threading
 import time
@@ -19,7 +18,7 @@ import pytest
 
 from swarmdash.cluster.local import LocalCluster
 from tests.helpers import wait_for
-from tests.proxy.conftest import NODE_ENV, cluster_ports
+from tests.local_cluster import cluster_ports, new_cluster
 from tests.sentinel import TEST_TIMING, free_port_run
 
 from .conftest import RESULTS
@@ -46,11 +45,10 @@ def sentinel_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
     workdir = tmp_path_factory.mktemp("failover")
     ports = cluster_ports()
     ports.redis, ports.sentinel = free_port_run(3), free_port_run(3)
-    net = f"127.{random.randint(2, 250)}.{random.randint(2, 250)}"
-    cluster = LocalCluster(workdir / "cluster", 2, ports=ports, net=net, redis="sentinel",
-                           sentinel_timing=TEST_TIMING,
-                           node_env={**NODE_ENV, "SECRET_KEY": secrets.token_hex(32),
-                                     "INGEST_MIN_REPLICAS": "1"})
+    cluster = new_cluster(workdir / "cluster", 2, ports=ports, redis="sentinel",
+                          sentinel_timing=TEST_TIMING,
+                          node_env={"SECRET_KEY": secrets.token_hex(32),
+                                    "INGEST_MIN_REPLICAS": "1"})
     try:
         cluster.up()
         yield cluster

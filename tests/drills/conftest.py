@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import pytest
 import requests
 
 from swarmdash.cluster.local import LocalCluster, Ports
-from tests.helpers import DashClient, metric_value, wait_for
-from tests.proxy.conftest import NODE_ENV, client_from, cluster_ports, session_from
+from tests.helpers import DashClient, metric_value, session_from, wait_for
+from tests.local_cluster import NODE_ENV, client_from, cluster_ports, random_net
 
 BIN = Path(sys.executable).parent
 CHANNELS = ["agent", "log"]
@@ -264,8 +263,7 @@ def through(drill: Drill, viewers: list[Viewer], accepted: Callable[[], int], wh
 
 @pytest.fixture(scope="package")
 def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
-    d = Drill(tmp_path_factory.mktemp("drill") / "cluster", cluster_ports(),
-              f"127.{random.randint(2, 250)}.{random.randint(2, 250)}")
+    d = Drill(tmp_path_factory.mktemp("drill") / "cluster", cluster_ports(), random_net())
     p = d.ports
     env = [a for k, v in NODE_ENV.items() for a in ("--env", f"{k}={v}")]
     args = ["up", "--nodes", "3", "--net", d.net, "--port", str(p.plain),

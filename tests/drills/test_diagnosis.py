@@ -15,7 +15,7 @@ import requests
 
 from tests.helpers import metric_value, wait_for
 from tests.integration.test_cluster import log_event, post
-from tests.proxy.conftest import client_from
+from tests.local_cluster import client_from
 
 from .conftest import TOKEN_HEADER, Drill, servers_state, wait_healthy
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.helpers import metric_value, wait_for
-from tests.proxy.conftest import NODE_ENV
+from tests.local_cluster import NODE_ENV
 
 from .conftest import TOKEN_HEADER, Drill, servers_state, wait_healthy
 

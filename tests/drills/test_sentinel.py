@@ -9,7 +9,6 @@ Every command below is checked to appear in its runbook word for word.
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import requests
 
 from swarmdash.cluster.local import LocalCluster
 from tests.helpers import metric_value, wait_for
-from tests.proxy.conftest import NODE_ENV, cluster_ports
+from tests.local_cluster import NODE_ENV, cluster_ports, random_net
 from tests.sentinel import free_port_run
 
 from .conftest import BIN, Drill
@@ -100,7 +99,7 @@ def sdrill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelDrill]:
     ports = cluster_ports()
     ports.redis, ports.sentinel = free_port_run(3), free_port_run(3)
     d = SentinelDrill(tmp_path_factory.mktemp("sdrill") / "cluster", ports,
-                      f"127.{random.randint(2, 250)}.{random.randint(2, 250)}")
+                      random_net())
     p = d.ports
     env = [a for k, v in {**NODE_ENV, "INGEST_MIN_REPLICAS": "1"}.items()
            for a in ("--env", f"{k}={v}")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DashClient, Node, RedisServer, free_port, node_env, start_node
+from tests.helpers import DashClient, Node, NodeGroup, RedisServer, node_group
 
 ENGINES = ("gunicorn", "gevent", "eventlet")
 
@@ -31,21 +31,19 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    log_dir = tmp_path_factory.mktemp("cluster")
-    redis = RedisServer(log_dir / "redis").start()
-    nodes: list[Node] = []
-    try:
-        for i, engine in enumerate(ENGINES, 1):
-            env = node_env(redis.url, f"node{i}", free_port(), auth=True,
-                           MESSAGE_QUEUE_CHANNEL=f"swarmdash-test-{redis.port}",
-                           COALESCE_AGENT_UPDATES="false")
-            nodes.append(start_node(f"node{i}", engine, env, log_dir))
-        yield Cluster(redis, nodes, log_dir)
-    finally:
-        for node in nodes:
-            node.process.stop()
-        redis.process.stop()
+def node_factory(tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> Iterator[NodeGroup]:
+    """A private redis-server for the module; ``node_factory.start(name, engine, auth=...,
+    SETTING=value)`` starts a node on it, and every node is stopped after the module."""
+    with node_group(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])) as group:
+        yield group
+
+
+@pytest.fixture(scope="module")
+def cluster(node_factory: NodeGroup) -> Cluster:
+    for i, engine in enumerate(ENGINES, 1):
+        node_factory.start(f"node{i}", engine, auth=True, COALESCE_AGENT_UPDATES="false")
+    return Cluster(node_factory.redis, list(node_factory.nodes), node_factory.log_dir)
 
 
 @pytest.fixture

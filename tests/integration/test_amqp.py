@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import DashClient, Node, RedisServer, free_port, node_env, start_node, wait_for
+from tests.helpers import DashClient, Node, node_group, wait_for
 
 from .test_cluster import notify
 
@@ -27,20 +26,10 @@ def rabbitmq_up() -> bool:
 @pytest.fixture(scope="module")
 def amqp_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node], str]]:
     assert rabbitmq_up(), "RabbitMQ must listen on 127.0.0.1:5672 (.ci/run starts it)"
-    log_dir: Path = tmp_path_factory.mktemp("amqp")
-    redis = RedisServer(log_dir / "redis").start()
-    channel = f"swarmdash-test-amqp-{redis.port}"
-    nodes: list[Node] = []
-    try:
+    with node_group(tmp_path_factory.mktemp("amqp")) as group:
         for i, engine in enumerate(("gunicorn", "eventlet"), 1):
-            env = node_env(redis.url, f"amqp{i}", free_port(), MESSAGE_QUEUE_URL=AMQP_URL,
-                           MESSAGE_QUEUE_CHANNEL=channel)
-            nodes.append(start_node(f"amqp{i}", engine, env, log_dir))
-        yield nodes, channel
-    finally:
-        for node in nodes:
-            node.process.stop()
-        redis.process.stop()
+            group.start(f"amqp{i}", engine, MESSAGE_QUEUE_URL=AMQP_URL)
+        yield group.nodes, group.channel
 
 
 def test_notify_reaches_every_node_through_rabbitmq(

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,16 @@ import socketio
 
 from swarmdash.auth import issue_token
 from swarmdash.auth.apikeys import generate_key
+from swarmdash.cluster.local import node_command
 from tests.helpers import (
     AGENT_HEADERS,
+    AGENT_KEY_ENTRY,
     BIN,
     ROOT,
     TEST_SECRET_KEY,
     DashClient,
     Node,
+    NodeGroup,
     Process,
     RedisServer,
     free_port,
@@ -43,8 +45,6 @@ pytestmark = pytest.mark.integration
 OLD_SECRET = "previous-secret-" + uuid.uuid4().hex
 ALLOWED_ORIGIN = "https://ops.example.com"
 FOREIGN_ORIGIN = "https://evil.example.net"
-GUNICORN = [str(BIN / "gunicorn"), "-c", str(ROOT / "infra" / "gunicorn.conf.py"),
-            "swarmdash.wsgi:app"]
 
 
 def entry(key_id: str, key: str, scope: str) -> str:
@@ -76,20 +76,11 @@ class AuthNode:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthNode]:
-    log_dir = tmp_path_factory.mktemp("auth")
-    redis = RedisServer(log_dir / "redis").start()
-    env = node_env(redis.url, "auth1", free_port(), auth=True,
-                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-auth-{redis.port}",
-                   SECRET_KEY_PREVIOUS=OLD_SECRET, CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
-                   COALESCE_AGENT_UPDATES="false")
-    env["API_KEYS"] += "," + KEYS.entries()
-    node = start_node("auth1", "gunicorn", env, log_dir)
-    try:
-        yield AuthNode(node, redis)
-    finally:
-        node.process.stop()
-        redis.process.stop()
+def secured(node_factory: NodeGroup) -> AuthNode:
+    node = node_factory.start("auth1", auth=True, API_KEYS=f"{AGENT_KEY_ENTRY},{KEYS.entries()}",
+                              SECRET_KEY_PREVIOUS=OLD_SECRET, CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
+                              COALESCE_AGENT_UPDATES="false")
+    return AuthNode(node, node_factory.redis)
 
 
 def bearer(credential: str) -> dict[str, str]:
@@ -417,12 +408,12 @@ def test_foreign_origin_refused_on_the_socketio_handshake(secured: AuthNode) -> 
 def test_production_node_refuses_to_start(tmp_path: Path, override: dict[str, str],
                                           says: str) -> None:
     env = {**node_env("redis://127.0.0.1:1/0", "refused", free_port(), auth=True), **override}
-    process = Process("refused", GUNICORN, tmp_path, env).start()
+    process = Process("refused", node_command(), tmp_path, env).start()
     try:
         wait_for(lambda: not process.alive, 60, message="gunicorn to give up")
     finally:
         process.kill()
-    assert process.proc is not None and process.proc.returncode != 0
+    assert process.returncode not in (None, 0)
     assert says in process.log_path.read_text(), process.tail()
     serve = subprocess.run([sys.executable, "-m", "swarmdash.cli", "serve"],
                            env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True,

@@ -8,40 +8,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from tests.helpers import (
-    AGENT_HEADERS,
-    Node,
-    RedisServer,
-    free_port,
-    metric_value,
-    node_env,
-    start_node,
-    viewer_token,
-    wait_for,
-)
+from tests.helpers import AGENT_HEADERS, Node, NodeGroup, metric_value, viewer_token, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    log_dir = tmp_path_factory.mktemp("cli-live")
-    redis = RedisServer(log_dir / "redis").start()
-    started: Node | None = None
-    try:
-        started = start_node("node1", "gevent", node_env(redis.url, "node1", free_port(),
-                                                         auth=True), log_dir)
-        yield started
-    finally:
-        if started is not None:
-            started.process.stop()
-        redis.process.stop()
+def node(node_factory: NodeGroup) -> Node:
+    return node_factory.start("node1", "gevent", auth=True)
 
 
 def watch(node: Node, *args: str, token: str) -> subprocess.Popen[str]:

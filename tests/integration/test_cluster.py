@@ -22,11 +22,9 @@ from tests.helpers import (
     AGENT_HEADERS,
     AGENT_KEY,
     DashClient,
-    free_port,
+    NodeGroup,
     id_key,
     metric_value,
-    node_env,
-    start_node,
     viewer_token,
     wait_for,
 )
@@ -331,13 +329,12 @@ def test_publish_and_simulate_commands_feed_the_cluster(
 
 
 def test_clients_of_a_killed_node_resume_on_the_others(
-        cluster: Cluster, clients: list[DashClient], tmp_path: Path) -> None:
+        cluster: Cluster, node_factory: NodeGroup, clients: list[DashClient],
+        tmp_path: Path) -> None:
     """kill -9 a node mid-stream: its viewers resume elsewhere from their cursors."""
     swarm = "killed"
-    env = node_env(cluster.redis.url, "node4", free_port(), auth=True,
-                   COALESCE_AGENT_UPDATES="false",
-                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-test-{cluster.redis.port}")
-    doomed = start_node("node4", "gunicorn", env, tmp_path)
+    doomed = node_factory.start("node4", auth=True, COALESCE_AGENT_UPDATES="false",
+                                log_dir=tmp_path)
     feed = Feed([n.url for n in cluster.nodes], swarm)
     try:
         victims = [DashClient(doomed.url).connect() for _ in range(4)]

@@ -6,39 +6,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.helpers import (
-    DashClient,
-    RedisServer,
-    free_port,
-    node_env,
-    start_node,
-    viewer_token,
-    wait_for,
-)
+from tests.helpers import DashClient, NodeGroup, free_port, node_env, viewer_token, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    redis = RedisServer(tmp_path_factory.mktemp("debug-redis")).start()
-    try:
-        yield redis
-    finally:
-        redis.process.stop()
-
-
-def test_socketio_debug_logs_packets_but_no_token(redis_server: RedisServer,
+def test_socketio_debug_logs_packets_but_no_token(node_factory: NodeGroup,
                                                   tmp_path: Path) -> None:
-    env = node_env(redis_server.url, "debug1", free_port(), auth=True, SOCKETIO_DEBUG="true",
-                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-debug-{redis_server.port}")
-    node = start_node("debug1", "gunicorn", env, tmp_path)
+    node = node_factory.start("debug1", auth=True, SOCKETIO_DEBUG="true", log_dir=tmp_path)
     token = viewer_token(["alpha"], name="carol")
     try:
         for transports in (["websocket"], ["polling"]):
@@ -60,11 +40,9 @@ def test_socketio_debug_logs_packets_but_no_token(redis_server: RedisServer,
 
 
 @pytest.mark.parametrize("engine", ["threading", "eventlet"])
-def test_flask_debug_never_starts_werkzeugs_debugger(redis_server: RedisServer,
+def test_flask_debug_never_starts_werkzeugs_debugger(node_factory: NodeGroup,
                                                      tmp_path: Path, engine: str) -> None:
-    env = node_env(redis_server.url, "debug2", free_port(), FLASK_DEBUG="true",
-                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-debug-{redis_server.port}")
-    node = start_node("debug2", engine, env, tmp_path)
+    node = node_factory.start("debug2", engine, FLASK_DEBUG="true", log_dir=tmp_path)
     try:
         # the debugger's own files and its console answer when it runs
         for query in ("__debugger__=yes&cmd=resource&f=debugger.js",

@@ -18,24 +18,13 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import websocket
 
-from tests.helpers import (
-    DashClient,
-    Node,
-    RedisServer,
-    free_port,
-    node_env,
-    start_node,
-    viewer_token,
-    wait_for,
-)
+from tests.helpers import DashClient, Node, NodeGroup, viewer_token, wait_for
 
 pytestmark = pytest.mark.integration
 SWARM = "order"
@@ -44,17 +33,8 @@ PER_POST = 10
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    log_dir: Path = tmp_path_factory.mktemp("order")
-    redis = RedisServer(log_dir / "redis").start()
-    env = node_env(redis.url, "order1", free_port(), BATCH_WINDOW_LOG_MS="20",
-                   WEBSOCKET_PING_INTERVAL="1", MESSAGE_QUEUE_CHANNEL=f"order-{redis.port}")
-    node = start_node("order1", "gunicorn", env, log_dir)
-    try:
-        yield node
-    finally:
-        node.process.stop()
-        redis.process.stop()
+def node(node_factory: NodeGroup) -> Node:
+    return node_factory.start("order1", BATCH_WINDOW_LOG_MS="20", WEBSOCKET_PING_INTERVAL="1")
 
 
 def seqs(events: list[dict[str, Any]]) -> list[int]:

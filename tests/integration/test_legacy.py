@@ -13,15 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import (
-    DashClient,
-    Node,
-    free_port,
-    node_env,
-    start_node,
-    viewer_token,
-    wait_for,
-)
+from tests.helpers import DashClient, Node, NodeGroup, viewer_token, wait_for
 
 from .conftest import ENGINES, Cluster
 from .test_cluster import post
@@ -112,11 +104,10 @@ def test_a_client_that_subscribes_in_time_gets_no_default_subscription(
 
 
 @pytest.fixture
-def node_without_default(cluster: Cluster, tmp_path: Path) -> Iterator[Node]:
-    env = node_env(cluster.redis.url, "node-nodefault", free_port(), auth=True,
-                   MESSAGE_QUEUE_CHANNEL=f"swarmdash-test-{cluster.redis.port}",
-                   DEFAULT_SUBSCRIPTION="none", DEFAULT_SUBSCRIPTION_AFTER_MS="50")
-    node = start_node("node-nodefault", "gevent", env, tmp_path)
+def node_without_default(cluster: Cluster, node_factory: NodeGroup,
+                         tmp_path: Path) -> Iterator[Node]:
+    node = node_factory.start("node-nodefault", "gevent", auth=True, log_dir=tmp_path,
+                              DEFAULT_SUBSCRIPTION="none", DEFAULT_SUBSCRIPTION_AFTER_MS="50")
     yield node
     node.process.stop()
 

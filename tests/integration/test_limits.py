@@ -4,8 +4,6 @@ client limit, against real nodes under gunicorn and a real redis-server."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,11 +13,8 @@ from tests.helpers import (
     AGENT_HEADERS,
     AGENT_KEY_ENTRY,
     Node,
-    RedisServer,
-    free_port,
+    NodeGroup,
     metric_value,
-    node_env,
-    start_node,
     viewer_token,
     wait_for,
 )
@@ -33,24 +28,12 @@ OTHER_ENTRY = f"other:{hashlib.sha256(OTHER_KEY.encode()).hexdigest()}:*"
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
-    log_dir: Path = tmp_path_factory.mktemp("limits")
-    redis = RedisServer(log_dir / "redis").start()
-    started: list[Node] = []
-    try:
-        for name in ("lim1", "lim2"):
-            env = node_env(redis.url, name, free_port(), auth=True,
-                           MESSAGE_QUEUE_CHANNEL=f"lim-{redis.port}",
-                           API_KEYS=f"{AGENT_KEY_ENTRY},{OTHER_ENTRY}",
-                           INGEST_RATE_LIMIT=str(RATE), INGEST_BURST=str(BURST),
-                           MAX_EVENTS_PER_REQUEST=str(BURST),
-                           MAX_CLIENTS_PER_NODE=str(MAX_CLIENTS))
-            started.append(start_node(name, "gunicorn", env, log_dir))
-        yield started
-    finally:
-        for node in started:
-            node.process.stop()
-        redis.process.stop()
+def nodes(node_factory: NodeGroup) -> list[Node]:
+    return [node_factory.start(name, auth=True, API_KEYS=f"{AGENT_KEY_ENTRY},{OTHER_ENTRY}",
+                               INGEST_RATE_LIMIT=str(RATE), INGEST_BURST=str(BURST),
+                               MAX_EVENTS_PER_REQUEST=str(BURST),
+                               MAX_CLIENTS_PER_NODE=str(MAX_CLIENTS))
+            for name in ("lim1", "lim2")]
 
 
 def batch(swarm: str, n: int, tag: str) -> list[dict[str, object]]:

@@ -10,24 +10,13 @@ full node.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 import socketio
 import websocket
 
-from tests.helpers import (
-    Node,
-    RedisServer,
-    free_port,
-    metric_value,
-    node_env,
-    start_node,
-    viewer_token,
-    wait_for,
-)
+from tests.helpers import Node, NodeGroup, metric_value, viewer_token, wait_for
 
 pytestmark = pytest.mark.integration
 WORKER_CONNECTIONS = 10
@@ -38,23 +27,11 @@ ATTACKERS = 10
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    log_dir: Path = tmp_path_factory.mktemp("pending")
-    redis = RedisServer(log_dir / "redis").start()
-    started: list[Node] = []
-    try:
-        env = node_env(redis.url, "pending1", free_port(), auth=True,
-                       MESSAGE_QUEUE_CHANNEL=f"pending-{redis.port}",
-                       WORKER_CONNECTIONS=str(WORKER_CONNECTIONS),
-                       MAX_CLIENTS_PER_NODE=str(MAX_CLIENTS),
-                       MAX_PENDING_CONNECTIONS=str(MAX_PENDING),
-                       HANDSHAKE_TIMEOUT=str(HANDSHAKE_TIMEOUT))
-        started.append(start_node("pending1", "gunicorn", env, log_dir))
-        yield started[0]
-    finally:
-        for n in started:
-            n.process.stop()
-        redis.process.stop()
+def node(node_factory: NodeGroup) -> Node:
+    return node_factory.start("pending1", auth=True, WORKER_CONNECTIONS=str(WORKER_CONNECTIONS),
+                              MAX_CLIENTS_PER_NODE=str(MAX_CLIENTS),
+                              MAX_PENDING_CONNECTIONS=str(MAX_PENDING),
+                              HANDSHAKE_TIMEOUT=str(HANDSHAKE_TIMEOUT))
 
 
 def raw_engineio(node: Node) -> websocket.WebSocket | None:

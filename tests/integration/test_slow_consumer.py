@@ -6,23 +6,13 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import websocket
 
-from tests.helpers import (
-    DashClient,
-    Node,
-    RedisServer,
-    free_port,
-    metric_value,
-    node_env,
-    start_node,
-    wait_for,
-)
+from tests.helpers import DashClient, Node, NodeGroup, metric_value, wait_for
 
 pytestmark = pytest.mark.integration
 MAX_QUEUE = 300
@@ -36,18 +26,9 @@ RSS_GROWTH_BOUND_MB = 80
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    log_dir: Path = tmp_path_factory.mktemp("slow")
-    redis = RedisServer(log_dir / "redis").start()
-    env = node_env(redis.url, "slow1", free_port(), MAX_QUEUE_SIZE=str(MAX_QUEUE),
-                   MAX_QUEUE_BYTES=str(MAX_QUEUE_BYTES),
-                   BATCH_WINDOW_LOG_MS="0", MESSAGE_QUEUE_CHANNEL=f"slow-{redis.port}")
-    node = start_node("slow1", "gunicorn", env, log_dir)
-    try:
-        yield node
-    finally:
-        node.process.stop()
-        redis.process.stop()
+def node(node_factory: NodeGroup) -> Node:
+    return node_factory.start("slow1", MAX_QUEUE_SIZE=str(MAX_QUEUE),
+                              MAX_QUEUE_BYTES=str(MAX_QUEUE_BYTES), BATCH_WINDOW_LOG_MS="0")
 
 
 def stuck_client(url: str, swarm: str) -> tuple[websocket.WebSocket, str]:
@@ -70,8 +51,7 @@ def stuck_client(url: str, swarm: str) -> tuple[websocket.WebSocket, str]:
 
 def worker_rss_mb(node: Node) -> float:
     """Resident memory of the node's gunicorn worker (the master's only child), MB."""
-    assert node.process.proc is not None
-    master = node.process.proc.pid
+    master = node.process.pid
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     assert len(children) == 1, f"expected one worker under gunicorn {master}: {children}"
     for line in Path(f"/proc/{children[0]}/status").read_text().splitlines():

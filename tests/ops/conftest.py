@@ -11,23 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
-    BIN,
-    PROMETHEUS_PATH_SPELLINGS,
-    ROOT,
-    Node,
-    Process,
-    RedisServer,
-    free_port,
-    node_env,
-    raw_get,
-)
+from tests.helpers import PROMETHEUS_PATH_SPELLINGS, Node, NodeGroup, raw_get, start_node
 
 #: Node settings of the test nodes: quick heartbeats, quick to stop, quiet logs.
 NODE_SETTINGS = {"HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3", "LOG_LEVEL": "warning",
                  "COALESCE_AGENT_UPDATES": "false", "GRACEFUL_TIMEOUT": "2"}
-GUNICORN = [str(BIN / "gunicorn"), "-c", str(ROOT / "infra" / "gunicorn.conf.py"),
-            "swarmdash.wsgi:app"]
 
 
 def need(binary: str, package: str) -> str:
@@ -48,47 +36,27 @@ def replace_exactly(text: str, old: str, new: str, count: int = 1) -> str:
     return text.replace(old, new)
 
 
-@dataclass
-class OpsCluster:
-    redis: RedisServer
-    nodes: list[Node]
-    log_dir: Path
-    channel: str
+class OpsCluster(NodeGroup):
+    """A private redis-server and three nodes under gunicorn, as in production."""
 
     def start_node(self, name: str) -> Node:
-        """One more gunicorn node on the same Redis, waited until /health answers 200."""
-        env = node_env(self.redis.url, name, free_port(), MESSAGE_QUEUE_CHANNEL=self.channel,
-                       **NODE_SETTINGS)
-        node = Node(name, "gunicorn", int(env["PORT"]),
-                    Process(name, GUNICORN, self.log_dir, env).start())
-        node.wait_ready()
-        return node
-
-    def by_name(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
+        """One more gunicorn node on the same Redis, waited until /health answers 200; not
+        one of :attr:`nodes` (the test stops it)."""
+        return start_node(name, "gunicorn", self.env(name, **NODE_SETTINGS), self.log_dir)
 
 
 @pytest.fixture(scope="session")
 def ops_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsCluster]:
-    """A private redis-server and three nodes under gunicorn, as in production."""
     need("redis-server", "redis-server")
-    log_dir = tmp_path_factory.mktemp("ops-cluster")
-    redis = RedisServer(log_dir / "redis").start()
-    channel = f"swarmdash-ops-{redis.port}"
-    nodes: list[Node] = []
+    group = OpsCluster(tmp_path_factory.mktemp("ops-cluster"))
     try:
         for i in range(1, 4):  # started together, then waited for: quicker than one by one
-            env = node_env(redis.url, f"ops-node{i}", free_port(),
-                           MESSAGE_QUEUE_CHANNEL=channel, **NODE_SETTINGS)
-            nodes.append(Node(f"ops-node{i}", "gunicorn", int(env["PORT"]),
-                              Process(f"ops-node{i}", GUNICORN, log_dir, env).start()))
-        for node in nodes:
+            group.start(f"ops-node{i}", wait=False, **NODE_SETTINGS)
+        for node in group.nodes:
             node.wait_ready()
-        yield OpsCluster(redis, nodes, log_dir, channel)
+        yield group
     finally:
-        for node in nodes:
-            node.process.stop()
-        redis.process.stop()
+        group.stop()
 
 
 @dataclass

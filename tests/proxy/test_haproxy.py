@@ -17,17 +17,10 @@ import pytest
 import requests
 
 from swarmdash.cluster.local import LocalCluster, repo_root
-from tests.helpers import (
-    PROMETHEUS_PATH_SPELLINGS,
-    DashClient,
-    raw_get,
-    session_from,
-    wait_for,
-)
+from tests.helpers import PROMETHEUS_PATH_SPELLINGS, DashClient, raw_get, session_from, wait_for
 from tests.integration.test_cluster import Feed, assert_exactly_once_in_order, post
 from tests.integration.test_js_client import run_js_with_a_drop
-
-from .conftest import client_from, start_cluster
+from tests.local_cluster import client_from, start_cluster
 
 pytestmark = pytest.mark.integration
 SOURCES = [f"127.0.0.{i}" for i in range(10, 22)]
@@ -261,7 +254,7 @@ def test_a_killed_node_leaves_the_pool_and_its_clients_resume_elsewhere(
 
 
 def test_cluster_command_up_status_down(tmp_path: Path) -> None:
-    from .conftest import cluster_ports
+    from tests.local_cluster import cluster_ports
 
     p = cluster_ports()
     workdir = tmp_path / "cli"

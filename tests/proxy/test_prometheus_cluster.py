@@ -8,8 +8,7 @@ import pytest
 import requests
 
 from tests.helpers import wait_for
-
-from .conftest import start_cluster
+from tests.local_cluster import start_cluster
 
 pytestmark = pytest.mark.integration
 

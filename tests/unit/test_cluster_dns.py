@@ -4,34 +4,30 @@ from __future__ import annotations
 
 import json
 import socket
-import struct
 import threading
 from pathlib import Path
 
-from swarmdash.cluster.dns import answer, parse_question, serve, state_addresses
+import dns.message
+import dns.rdatatype
+
+from swarmdash.cluster.dns import answer, serve, state_addresses
 
 NAME = "nodes.swarmdash.local"
 
 
-def query(name: str, qtype: int = 1, qid: int = 0xBEEF, edns: bool = True) -> bytes:
-    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1 if edns else 0)
-    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
-    q += struct.pack("!HH", qtype, 1)
-    if edns:  # an OPT record, as HAProxy sends with accepted_payload_size
-        q += b"\x00" + struct.pack("!HHIH", 41, 8192, 0, 0)
-    return q
+def query(name: str, qtype: int = 1, qid: int = 0xBEEF) -> bytes:
+    """A query as HAProxy's resolver sends it: recursion desired, EDNS with a large payload."""
+    q = dns.message.make_query(name, qtype, use_edns=0, payload=8192)
+    q.id = qid
+    return q.to_wire()
 
 
 def parse_answers(resp: bytes) -> tuple[int, int, list[str]]:
-    qid, flags, _qd, ancount, _ns, _ar = struct.unpack("!HHHHHH", resp[:12])
-    *_, end = parse_question(resp)
-    addrs, pos = [], end
-    for _ in range(ancount):
-        _ptr, rtype, _cls, _ttl, length = struct.unpack("!HHHIH", resp[pos:pos + 12])
-        assert rtype == 1 and length == 4
-        addrs.append(socket.inet_ntoa(resp[pos + 12:pos + 16]))
-        pos += 12 + length
-    return qid, flags & 0x000F, addrs
+    """(id, rcode, addresses of the A records) of a response."""
+    message = dns.message.from_wire(resp)
+    addrs = [r.to_text() for rrset in message.answer for r in rrset
+             if rrset.rdtype == dns.rdatatype.A]
+    return message.id, message.rcode(), addrs
 
 
 def test_a_query_gets_every_running_node() -> None:
@@ -47,7 +43,7 @@ def test_names_are_case_insensitive_and_other_types_get_no_records() -> None:
 def test_other_names_are_nxdomain_and_garbage_is_formerr() -> None:
     assert parse_answers(answer(query("other.local"), NAME, ["127.0.1.1"]))[1] == 3
     resp = answer(b"\x00\x07garbage", NAME, [])
-    assert struct.unpack("!H", resp[:2])[0] == 7 and resp[3] & 0x0F == 1
+    assert int.from_bytes(resp[:2]) == 7 and resp[3] & 0x0F == 1
 
 
 def test_addresses_come_from_the_state_file(tmp_path: Path) -> None:

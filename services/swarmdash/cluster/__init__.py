@@ -10,3 +10,7 @@ their redis-servers and nodes with the same modules.
 Nothing is imported here: ``swarmdash`` builds its command line from :mod:`.cli` and
 :mod:`.ports` without importing an HTTP client before ``serve`` patches for its engine.
 """
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be started, changed or reached as asked (the message says why)."""

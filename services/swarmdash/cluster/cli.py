@@ -109,39 +109,33 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             else:
                 _print_status(status)
             return 0
-        if args.action == "down":
-            cluster.down()
-            print("stopped")
-        elif args.action == "add-node":
+        if args.action == "add-node":
             node = cluster.add_node()
             print(f"{node.name} up at {node.host}:{cluster.state.ports.node}, in HAProxy")
-        elif args.action == "remove-node":
-            cluster.remove_node(args.name)
-            print(f"{args.name} drained and stopped")
-        elif args.action == "restart-node":
-            cluster.restart_node(args.name)
-            print(f"{args.name} restarted and back in HAProxy")
         elif args.action == "rolling-restart":
             cluster.rolling_restart(lambda name: print(f"{name} restarted", flush=True))
-        elif args.action == "restart-haproxy":
-            cluster.restart_haproxy()
-            print("haproxy restarted")
-        elif args.action == "restart-redis":
-            cluster.restart_redis()
-            print("redis-server restarted")
         elif args.action == "redis-failover":
             port = cluster.redis_failover()
             print(f"primary moved: redis on 127.0.0.1:{port} is the primary now")
-        elif args.action == "kill-redis-server":
-            cluster.kill_redis_server(args.name)
-            print(f"{args.name} killed (SIGKILL)")
-        elif args.action == "restart-redis-server":
-            cluster.restart_redis_server(args.name)
-            print(f"{args.name} started" + ("" if args.name.startswith("sentinel") else
-                                            "; Sentinel makes it a replica of the primary"))
-        elif args.action == "kill-node":
-            cluster.kill_node(args.name)
-            print(f"{args.name} killed (SIGKILL)")
+        elif args.action in ("down", "restart-haproxy", "restart-redis"):
+            action, done = {"down": (cluster.down, "stopped"),
+                            "restart-haproxy": (cluster.restart_haproxy, "haproxy restarted"),
+                            "restart-redis": (cluster.restart_redis, "redis-server restarted"),
+                            }[args.action]
+            action()
+            print(done)
+        else:  # an action on one node or Redis process: args.name
+            named, said = {
+                "remove-node": (cluster.remove_node, "drained and stopped"),
+                "restart-node": (cluster.restart_node, "restarted and back in HAProxy"),
+                "kill-node": (cluster.kill_node, "killed (SIGKILL)"),
+                "kill-redis-server": (cluster.kill_redis_server, "killed (SIGKILL)"),
+                "restart-redis-server": (cluster.restart_redis_server, "started" + (
+                    "" if args.name.startswith("sentinel") else
+                    "; Sentinel makes it a replica of the primary")),
+            }[args.action]
+            named(args.name)
+            print(f"{args.name} {said}")
     except (ClusterError, Timeout) as exc:
         print(f"swarmdash cluster: {exc}", file=sys.stderr)
         return 1

@@ -5,71 +5,46 @@ DNS (``node`` resolves to every replica). The local cluster runs the very same
 ``haproxy.cfg`` and answers the same question here: ``A <name>`` returns the addresses of
 the nodes the cluster's state file lists as running, read on every query, so adding or
 removing a node is seen by HAProxy at its next resolution. Anything else gets NXDOMAIN
-(other names) or an empty answer (other record types). UDP only, loopback only.
+(other names) or an empty answer (other record types). UDP only, loopback only; the
+messages are read and written with dnspython.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
-QTYPE_A = 1
-QCLASS_IN = 1
-RCODE_OK = 0
-RCODE_FORMERR = 1
-RCODE_NXDOMAIN = 3
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
 TTL_SECONDS = 1
-
-
-def parse_question(packet: bytes) -> tuple[int, int, str, int, int]:
-    """(id, flags, name, qtype, end offset of the question) of a query; ValueError if bad."""
-    if len(packet) < 12:
-        raise ValueError("short header")
-    qid, flags, qdcount = struct.unpack("!HHH", packet[:6])
-    if qdcount != 1:
-        raise ValueError("one question expected")
-    labels, pos = [], 12
-    while True:
-        if pos >= len(packet):
-            raise ValueError("truncated name")
-        length = packet[pos]
-        pos += 1
-        if length == 0:
-            break
-        if length > 63:
-            raise ValueError("compressed or bad label")
-        labels.append(packet[pos:pos + length].decode("ascii", "replace"))
-        pos += length
-    if pos + 4 > len(packet):
-        raise ValueError("truncated question")
-    qtype, _qclass = struct.unpack("!HH", packet[pos:pos + 4])
-    return qid, flags, ".".join(labels).lower(), qtype, pos + 4
 
 
 def answer(packet: bytes, name: str, addresses: list[str]) -> bytes:
     """The response to ``packet``: A records of ``addresses`` if it asks for ``name``."""
     try:
-        qid, flags, qname, qtype, end = parse_question(packet)
-    except ValueError:
-        qid = struct.unpack("!H", packet[:2])[0] if len(packet) >= 2 else 0
-        return struct.pack("!HHHHHH", qid, 0x8000 | RCODE_FORMERR, 0, 0, 0, 0)
-    question = packet[12:end]
-    rd = flags & 0x0100
-    if qname != name.lower().rstrip("."):
-        return struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_NXDOMAIN, 1, 0, 0, 0) + question
-    records = b""
-    count = 0
-    if qtype == QTYPE_A:
-        for addr in addresses:
-            records += struct.pack("!HHHIH", 0xC00C, QTYPE_A, QCLASS_IN, TTL_SECONDS, 4)
-            records += ipaddress.IPv4Address(addr).packed
-            count += 1
-    header = struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_OK, 1, count, 0, 0)
-    return header + question + records
+        query = dns.message.from_wire(packet)
+        question = query.question[0]
+    except (dns.exception.DNSException, IndexError):
+        refusal = dns.message.Message(int.from_bytes(packet[:2]) if len(packet) >= 2 else 0)
+        refusal.flags = dns.flags.QR
+        refusal.set_rcode(dns.rcode.FORMERR)
+        return refusal.to_wire()
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    if question.name != dns.name.from_text(name):
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    elif question.rdtype == dns.rdatatype.A and addresses:
+        response.answer.append(dns.rrset.from_text_list(question.name, TTL_SECONDS, "IN", "A",
+                                                        addresses))
+    return response.to_wire()
 
 
 def state_addresses(state_file: Path) -> list[str]:

@@ -26,12 +26,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.query
 import redis as redis_lib
 import requests
 
+from . import ClusterError
 from .ports import MAX_NODES, REDIS_MODES, Ports
-from .processes import Processes, pid_alive, port_free, wait_until
-from .redis import SentinelTiming, Topology
+from .processes import Processes, Timeout, pid_alive, port_free, wait_until
+from .redis import SentinelTiming, Topology, ping, server_argv
 
 __all__ = ["MAX_NODES", "ClusterError", "LocalCluster", "NodeInfo", "Ports"]
 
@@ -43,10 +46,6 @@ REDIS_PROCESSES = ("redis", *(f"redis{i + 1}" for i in range(SENTINEL_SERVERS)),
                    *(f"sentinel{i + 1}" for i in range(SENTINEL_SERVERS)))
 
 
-class ClusterError(RuntimeError):
-    """The cluster cannot be started, changed or reached as asked (the message says why)."""
-
-
 def repo_root() -> Path:
     """The checkout holding haproxy/ and infra/ (the local cluster runs from a checkout)."""
     env = os.environ.get("SWARMDASH_REPO")
@@ -55,6 +54,27 @@ def repo_root() -> Path:
             return root
     raise ClusterError("haproxy/haproxy.cfg not found: run from a SwarmDash checkout "
                        "or set SWARMDASH_REPO to one")
+
+
+def node_command() -> list[str]:
+    """How a node runs: gunicorn with the repository's config (as in production)."""
+    return [sys.executable, "-m", "gunicorn", "-c",
+            str(repo_root() / "infra" / "gunicorn.conf.py"), "swarmdash.wsgi:app"]
+
+
+def wait_healthy(name: str, url: str, alive: Callable[[], bool], log: Callable[[], str],
+                 timeout: float) -> None:
+    """Wait until the node at ``url`` answers ``/health`` with 200; :class:`ClusterError`
+    with the end of its log as soon as it exits, or after ``timeout`` s."""
+    def ready() -> bool:
+        if not alive():
+            raise ClusterError(f"{name} exited:\n{log()}")
+        return requests.get(f"{url}/health", timeout=1).status_code == 200
+
+    try:
+        wait_until(ready, timeout, f"{name} /health 200", fatal=(ClusterError,))
+    except Timeout:
+        raise ClusterError(f"{name} not healthy:\n{log()}") from None
 
 
 @dataclass
@@ -281,23 +301,15 @@ class LocalCluster:
         subprocess.run(["bash", str(script), str(self.cert.parent)], check=True,
                        capture_output=True)
 
-    def _redis_ping(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.state.ports.redis), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-
     def _start_redis(self) -> None:
         if self.sentinel:
             self._start_sentinel_topology()
             return
         data = self.dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.state.pids["redis"] = self.procs.spawn("redis", [
-            binary, "--port", str(self.state.ports.redis), "--bind", "127.0.0.1",
-            "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "", "--daemonize", "no"])
-        wait_until(self._redis_ping, 15, "redis-server")
+        port = self.state.ports.redis
+        self.state.pids["redis"] = self.procs.spawn("redis", server_argv(port, data))
+        wait_until(lambda: ping(port), 15, "redis-server")
         self.progress(f"redis-server ready on {self.redis_url}")
 
     def restart_redis(self) -> None:
@@ -359,11 +371,7 @@ class LocalCluster:
         self.procs.stop(self.state.pids.get(name), 10)
         self.state.pids[name] = self.procs.spawn(name, argv)
         self.save()
-
-        def answers() -> bool:
-            with redis_lib.Redis(port=port, socket_timeout=1) as r:
-                return bool(r.ping())
-        wait_until(answers, 15, name)
+        wait_until(lambda: ping(port), 15, name)
 
     def redis_failover(self) -> int:
         """A switchover: the primary's writes paused, SENTINEL FAILOVER, the old primary
@@ -371,13 +379,9 @@ class LocalCluster:
         return self.topology.switchover(wait_until)
 
     def _dns_answers(self) -> bool:
-        query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-                 + b"".join(bytes([len(p)]) + p.encode() for p in NODES_FQDN.split("."))
-                 + b"\x00\x00\x01\x00\x01")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.5)
-            s.sendto(query, ("127.0.0.1", self.state.ports.dns))
-            return s.recv(512)[:2] == b"\x12\x34"
+        query = dns.message.make_query(NODES_FQDN, "A")
+        response = dns.query.udp(query, "127.0.0.1", timeout=0.5, port=self.state.ports.dns)
+        return response.id == query.id
 
     def _start_dns(self) -> None:
         self.state.pids["dns"] = self.procs.spawn("dns", [
@@ -400,10 +404,8 @@ class LocalCluster:
 
     def _start_node(self, node: NodeInfo) -> None:
         """Start a node's process; it enters DNS (and HAProxy) only once it is healthy."""
-        config = repo_root() / "infra" / "gunicorn.conf.py"
         node.running = False
-        node.pid = self.procs.spawn(node.name, [sys.executable, "-m", "gunicorn", "-c", str(config),
-                                           "swarmdash.wsgi:app"], self.node_environment(node))
+        node.pid = self.procs.spawn(node.name, node_command(), self.node_environment(node))
         self.save()
         self.progress(f"{node.name} starting (pid {node.pid}) on {node.host}")
 
@@ -411,29 +413,11 @@ class LocalCluster:
         node.running = True
         self.save()
 
-    def _node_healthy(self, node: NodeInfo) -> bool:
-        return requests.get(f"{self.node_url(node)}/health", timeout=1).status_code == 200
-
     def _wait_node(self, node: NodeInfo) -> None:
-        def ready() -> bool:
-            if not pid_alive(node.pid):
-                raise ClusterError(f"{node.name} exited:\n{self.tail(node.name)}")
-            return self._node_healthy(node)
-
         started = time.monotonic()
-        deadline = started + self.ready_timeout
-        while True:
-            try:
-                if ready():
-                    self.progress(f"{node.name} healthy after {time.monotonic() - started:.1f} s")
-                    return
-            except ClusterError:
-                raise
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{node.name} not healthy:\n{self.tail(node.name)}")
-            time.sleep(0.05)
+        wait_healthy(node.name, self.node_url(node), lambda: pid_alive(node.pid),
+                     lambda: self.tail(node.name), self.ready_timeout)
+        self.progress(f"{node.name} healthy after {time.monotonic() - started:.1f} s")
 
     def add_node(self, wait: bool = True, env: dict[str, str] | None = None) -> NodeInfo:
         """Scale out: one more node, in DNS at once; HAProxy routes to it once it is UP."""
@@ -542,19 +526,11 @@ class LocalCluster:
                 raise ClusterError(f"haproxy exited:\n{self.tail('haproxy')}")
             return ready(self.up_hosts("socketio")) and ready(self.up_hosts("nodes"))
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if check():
-                    return
-            except ClusterError:
-                raise
-            except (requests.RequestException, KeyError):
-                pass
-            if time.monotonic() > deadline:
-                raise ClusterError(f"HAProxy did not reach the expected node states:\n"
-                                   f"{self.tail('haproxy')}")
-            time.sleep(0.1)
+        try:
+            wait_until(check, timeout, "HAProxy's node states", 0.1, fatal=(ClusterError,))
+        except Timeout:
+            raise ClusterError(f"HAProxy did not reach the expected node states:\n"
+                               f"{self.tail('haproxy')}") from None
 
     # --- Prometheus --------------------------------------------------------------------
     def _start_prometheus(self) -> None:

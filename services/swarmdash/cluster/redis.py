@@ -1,8 +1,9 @@
-"""Redis with Sentinel as real processes on loopback: a primary, replicas and sentinels.
+"""redis-server as real processes on loopback: one server, or a primary, replicas and
+sentinels.
 
-The local cluster (``swarmdash cluster up --redis sentinel``) and the tests run this
-topology; docker-compose's ``sentinel`` profile runs the same one in containers. Every
-server and sentinel reads a config file of its own in ``<dir>``: Sentinel rewrites those
+The local cluster (``swarmdash cluster up``, ``--redis sentinel``) and the tests run these;
+docker-compose's ``sentinel`` profile runs the same topology in containers. Every server and
+sentinel reads a config file of its own in ``<dir>``: Sentinel rewrites those
 files when it moves the primary, so a restarted server comes back with the role Sentinel
 gave it, not as a second primary.
 """
@@ -10,6 +11,7 @@ gave it, not as a second primary.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +40,33 @@ def redis_binary() -> str:
     return shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def server_options(port: int, data: Path) -> list[tuple[str, str]]:
+    """One server's settings: loopback only, its data in ``data``, the AOF on (a restart
+    keeps the stream), no RDB snapshots."""
+    return [("port", str(port)), ("bind", "127.0.0.1"), ("dir", str(data)),
+            ("appendonly", "yes"), ("appendfsync", "everysec"), ("save", ""),
+            ("daemonize", "no")]
+
+
+def server_argv(port: int, data: Path) -> list[str]:
+    """The command line of a single redis-server (no config file)."""
+    return [redis_binary(), *(arg for name, value in server_options(port, data)
+                              for arg in (f"--{name}", value))]
+
+
+def ping(port: int) -> bool:
+    """The server on ``port`` answers PING (False while it is away)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def server_conf(port: int, data: Path, replica_of: int | None = None) -> str:
-    lines = [f"port {port}", "bind 127.0.0.1", f"dir {data}", "appendonly yes",
-             "appendfsync everysec", 'save ""', "daemonize no",
-             "repl-diskless-sync yes", "repl-diskless-sync-delay 0"]
+    lines = [" ".join((name, value or '""')) for name, value in server_options(port, data)]
+    lines += ["repl-diskless-sync yes", "repl-diskless-sync-delay 0"]
     if replica_of is not None:
         lines.append(f"replicaof 127.0.0.1 {replica_of}")
     return "\n".join(lines) + "\n"
