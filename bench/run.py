@@ -75,8 +75,9 @@ class Publisher:
                     system.engine, workload, str(duration)]
         else:
             sink = "fsio" if system.kind == "fsio" else "swarmdash"
-            argv = [sys.executable, "-m", "bench.publisher", "--sink", sink, "--redis-url",
-                    cluster.redis_url, "--workload", workload, "--duration", str(duration)]
+            argv = [sys.executable, "-m", "bench.loadgen.event_source", "--sink", sink,
+                    "--redis-url", cluster.redis_url, "--workload", workload,
+                    "--duration", str(duration)]
         self.stderr = open(log_dir / "publisher.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                      cwd=REPO, start_new_session=True)

@@ -1,17 +1,22 @@
 """Every Redis key name SwarmDash uses, built in one place.
 
+"Key" in this module means a Redis key name only. An API key appears by its id (the
+``<api key id>`` below, never the secret); an idempotency key is the client's
+``Idempotency-Key`` header value; stream positions are event ids / cursors.
+
 ``<prefix>:events``                 the event stream (one global order; IDs are cursors)
 ``<prefix>:swarms``                 set of swarm names seen
 ``<prefix>:swarm:<name>:agents``    hash agent_id -> latest agent event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks``     hash task_id -> latest task event (JSON, with id)
 ``<prefix>:swarm:<name>:tasks:done``  zset of finished task ids by ts (bounds the task hash)
-``<prefix>:idem:<key id>:<key>``    digest and ids of a batch stored under an idempotency key
-                                    of one API key (with a TTL)
-``<prefix>:idem-index:<key id>``    zset of that API key's idempotency keys by time stored
+``<prefix>:idem:<api key id>:<idempotency key>``  digest and ids of a batch stored under an
+                                    idempotency key of one API key (with a TTL)
+``<prefix>:idem-index:<api key id>``  zset of that API key's idempotency keys by time stored
                                     (bounds them to IDEMPOTENCY_MAX_KEYS)
 ``<prefix>:cluster:nodes``          hash node name -> its last heartbeat record (JSON)
 ``<prefix>:cluster:alive:<node>``   present while the node heartbeats (expires after HEARTBEAT_TTL)
-``<prefix>:ratelimit:<key id>``     token bucket of one API key (hash tokens, ts; expires when full)
+``<prefix>:ratelimit:<api key id>``  token bucket of one API key (hash tokens, ts; expires when
+                                    full)
 The Lua scripts in ``eventlog/`` receive :meth:`Keys.swarm_prefix` and append the
 ``:agents`` / ``:tasks`` / ``:tasks:done`` suffixes defined here.
 """
@@ -27,6 +32,8 @@ TASKS_DONE_SUFFIX = ":tasks:done"
 
 @dataclass(frozen=True)
 class Keys:
+    """The Redis key names under ``prefix`` (``REDIS_KEY_PREFIX``)."""
+
     prefix: str = "swarmdash"
 
     @property
@@ -41,9 +48,10 @@ class Keys:
     def swarm_prefix(self) -> str:
         return f"{self.prefix}:swarm:"
 
-    def idempotency(self, scope: str, key: str) -> str:
-        """A batch's idempotency key, scoped to the API key id ``scope`` (ids have no ':')."""
-        return f"{self.prefix}:idem:{scope}:{key}"
+    def idempotency(self, scope: str, idempotency_key: str) -> str:
+        """Where a batch stored under ``idempotency_key`` (the client's header) is recorded,
+        scoped to the API key id ``scope`` (ids have no ':')."""
+        return f"{self.prefix}:idem:{scope}:{idempotency_key}"
 
     def idempotency_index(self, scope: str) -> str:
         return f"{self.prefix}:idem-index:{scope}"
@@ -55,8 +63,8 @@ class Keys:
     def node_alive(self, node: str) -> str:
         return f"{self.prefix}:cluster:alive:{node}"
 
-    def rate_limit(self, key_id: str) -> str:
-        return f"{self.prefix}:ratelimit:{key_id}"
+    def rate_limit(self, api_key_id: str) -> str:
+        return f"{self.prefix}:ratelimit:{api_key_id}"
 
     def agents(self, swarm: str) -> str:
         return f"{self.swarm_prefix}{swarm}{AGENTS_SUFFIX}"

@@ -20,7 +20,7 @@ from swarmdash.cluster.local import LocalCluster
 from tests.helpers import wait_for
 
 from .clientpool import ClientPool
-from .publisher import Publisher, Tally
+from .ingest_feed import IngestFeed, Tally
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,7 @@ class Run:
 
     cluster: LocalCluster
     pool: ClientPool
-    publisher: Publisher
+    publisher: IngestFeed
     sizes: Sizes
     back_from: float | None = None  # set by a fault whose "back" is not counted from its start
     fault_over: float | None = None  # set by a fault that ends before it returns
@@ -305,11 +305,11 @@ def run_scenario(name: str, cluster: LocalCluster, sizes: Sizes, log_dir: Path,
     head = stream_head(cluster.primary_url)
     before = scrape(cluster)
     pool = ClientPool(cluster.http_url, swarms, sizes.clients, sizes.processes, log_dir)
-    publisher: Publisher | None = None
+    publisher: IngestFeed | None = None
     try:
         wait_for(lambda: all(c["connected"] for c in pool.report()), 90, interval=0.5,
                  message=f"{sizes.clients} clients subscribed through the proxy")
-        publisher = Publisher(cluster.http_url, swarms, sizes.rate, sizes.batch).start()
+        publisher = IngestFeed(cluster.http_url, swarms, sizes.rate, sizes.batch).start()
         # the stream reaches every client before the fault
         wait_for(lambda: all(c["max"] > 0 for c in pool.report()), 60, interval=0.5,
                  message="every client receiving events")

@@ -56,7 +56,7 @@ class Tally:
         return sum(self.accepted.values())
 
 
-class Publisher:
+class IngestFeed:
     def __init__(self, url: str, swarms: list[str], rate: float, batch: int):
         self.url = f"{url}/api/v1/events"
         self.swarms = swarms
@@ -68,7 +68,7 @@ class Publisher:
         self._threads = [threading.Thread(target=self._run, args=(s,), daemon=True,
                                           name=f"publish-{s}") for s in swarms]
 
-    def start(self) -> Publisher:
+    def start(self) -> IngestFeed:
         for t in self._threads:
             t.start()
         return self

@@ -1,4 +1,6 @@
-"""Drives the load generator: several Node.js processes of ``loadgen/clients.mjs``.
+"""The load generator. The viewers' side, here: several Node.js processes of
+``clients.mjs`` (this folder). The agents' side is :mod:`bench.loadgen.event_source`, a
+process that publishes the workload's events.
 
 Clients connect from many loopback source addresses (127.0.0.2, 127.0.0.3, …) so that
 HAProxy's ``balance source`` spreads them over the nodes, and are split evenly between the
@@ -18,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .histogram import Histogram
+from ..histogram import Histogram
 
-LOADGEN = Path(__file__).resolve().parent / "loadgen"
+LOADGEN = Path(__file__).resolve().parent
 
 
 class LoadGenError(RuntimeError):

@@ -1,6 +1,7 @@
-"""The publishing side of the load generator, as its own process.
+"""The agents' side of the load generator: the workload's events published by a process.
 
-    python -m bench.publisher --sink swarmdash|fsio --redis-url URL --workload JSON --duration S
+    python -m bench.loadgen.event_source \\
+        --sink swarmdash|fsio --redis-url URL --workload JSON --duration S
 
 ``swarmdash`` appends each tick's events with the product's :class:`swarmdash.Publisher`
 (one atomic append per tick, straight to the Redis event log, as agents do). ``fsio`` is
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .workload import Generator, Workload
+from ..workload import Generator, Workload
 
 Sink = Callable[[list[dict[str, Any]]], None]
 
