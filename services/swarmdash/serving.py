@@ -1,4 +1,5 @@
-"""Run a node under gunicorn's gevent worker from inside the ``swarmdash`` command.
+"""Run a node under gunicorn's gevent worker from inside the ``swarmdash`` command, with the
+config production runs (``infra/gunicorn.conf.py``).
 
 The app is built by ``loader`` in the worker, after gevent has patched that process; the
 master stays unpatched, as gunicorn expects.
@@ -6,13 +7,25 @@ master stays unpatched, as gunicorn expects.
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from . import gunicorn_conf
 from .settings import Settings
+
+CONFIG = Path("infra") / "gunicorn.conf.py"
+
+
+def config_file() -> Path:
+    """The node's gunicorn config, ``infra/gunicorn.conf.py``: of this checkout, or of the
+    current directory (the image's ``/app``)."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / CONFIG).is_file():
+            return root / CONFIG
+    raise SystemExit(f"{CONFIG} not found: run from a SwarmDash checkout (or the image's /app)")
 
 
 class NodeApplication(BaseApplication):
@@ -22,9 +35,9 @@ class NodeApplication(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        for name in dir(gunicorn_conf):
+        for name, value in runpy.run_path(str(config_file())).items():
             if name in self.cfg.settings:
-                self.cfg.set(name, getattr(gunicorn_conf, name))
+                self.cfg.set(name, value)
         # the command line may have changed host/port: those win over the environment
         self.cfg.set("bind", [f"{self.settings.host}:{self.settings.port}"])
         self.cfg.set("proc_name", f"swarmdash-{self.settings.node_name}")
