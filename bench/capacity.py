@@ -1,14 +1,17 @@
-"""``python -m bench.capacity [--size ci|full] [--repeat N] [--out DIR] [--write-docs]``
+"""``python -m bench.capacity [--size ci|full] [--repeat N] [--out DIR] [--write-docs]
+[--results FILE]``
 
 How much one Redis takes, measured on this machine (see docs/scaling.md):
 
 1. **Ingest**: processes append batches through the event log's ingest script as fast as
    Redis answers (``bench.ingest_load``), for a few batch sizes; the events/s it accepted
-   and its CPU-seconds per 1,000 events (from ``/proc``: Redis runs its commands on one
-   thread, so one CPU-second per second is its ceiling).
+   and its main thread's CPU-seconds per 1,000 events (``INFO cpu``: Redis runs its
+   commands on one thread, so one CPU-second per second is its ceiling).
 2. **Readers**: 1, 3, 10, 30 processes read the whole stream as nodes' relays do
-   (``bench.stream_reader``) while the benchmark's publisher ingests at a fixed rate; the
-   events/s each received, their lag, Redis's CPU and its egress (``INFO stats``).
+   (``bench.stream_reader``) while the benchmark's publisher ingests at a fixed rate, in
+   appends every 50 ms (as the benchmark) and every 1 ms (one or a few events each, as
+   agents posting each event); the events/s each received, their lag, Redis's CPU and its
+   egress (``INFO stats``).
 
 Every step runs against a fresh redis-server of its own on a free port, configured as the
 local cluster's (AOF, ``appendfsync everysec``). It prints the table (and the capacity model
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +52,18 @@ class IngestStep:
 
 
 @dataclass(frozen=True)
+class ReaderStep:
+    readers: int     # processes reading the whole stream
+    tick_ms: int     # the publisher appends what is due every tick: 50 ms as the benchmark,
+                     # 1 ms for appends of one or a few events (agents posting each one)
+
+
+@dataclass(frozen=True)
 class CapacitySize:
     name: str
     ingest: tuple[IngestStep, ...]
     ingest_processes: int
-    readers: tuple[int, ...]
+    readers: tuple[ReaderStep, ...]
     workload: Workload          # what the publisher ingests during the reader steps
     warm_s: float
     measure_s: float
@@ -61,11 +71,14 @@ class CapacitySize:
 
 SIZES = {
     "ci": CapacitySize("ci", (IngestStep(1, True), IngestStep(50, True)), ingest_processes=2,
-                       readers=(1, 3), workload=Workload(agents=50, swarms=5),
+                       readers=(ReaderStep(1, 50), ReaderStep(3, 50), ReaderStep(2, 1)),
+                       workload=Workload(agents=50, swarms=5),
                        warm_s=0.5, measure_s=1.5),
     "full": CapacitySize("full", (IngestStep(1, False), IngestStep(1, True),
                                   IngestStep(50, True), IngestStep(500, True)),
-                         ingest_processes=3, readers=(1, 3, 10, 30),
+                         ingest_processes=3,
+                         readers=(*(ReaderStep(k, 50) for k in (1, 3, 10, 30)),
+                                  *(ReaderStep(k, 1) for k in (1, 10, 30))),
                          workload=Workload(agents=300, swarms=10), warm_s=2.0, measure_s=8.0),
 }
 
@@ -195,15 +208,16 @@ class Scenario:
         return {"batch": step.batch, "keyed": step.keyed,
                 "processes": self.size.ingest_processes, **capacity_report.ingest_figures(d)}
 
-    def readers(self, k: int, run: int) -> dict[str, Any]:
-        workdir = self.out / f"run{run}" / f"readers-{k}"
+    def readers(self, step: ReaderStep, run: int) -> dict[str, Any]:
+        k = step.readers
+        workdir = self.out / f"run{run}" / f"readers-{k}-tick{step.tick_ms}"
         server = LocalRedis(workdir)
         readers: list[Child] = []
         publisher: Child | None = None
         try:
             readers = [Child(["bench.stream_reader", "--redis-url", server.url],
                              workdir / f"reader{i}.log") for i in range(k)]
-            w = json.dumps(self.size.workload.to_dict())
+            w = json.dumps(replace(self.size.workload, tick_ms=step.tick_ms).to_dict())
             duration = self.size.warm_s + self.size.measure_s
             publisher = Child(["bench.publisher", "--sink", "swarmdash", "--redis-url",
                                server.url, "--workload", w, "--duration", str(duration)],
@@ -220,7 +234,8 @@ class Scenario:
             for r in readers:
                 r.finish(terminate=True)
             server.stop()
-        return {"readers": k, "published": published.get("published", 0), "stream": added,
+        return {"readers": k, "tick_ms": step.tick_ms,
+                "published": published.get("published", 0), "stream": added,
                 **capacity_report.reader_figures(d, k, got, added)}
 
 
@@ -236,9 +251,10 @@ def run_all(size: CapacitySize, out: Path, repeat: int) -> dict[str, Any]:
             print(f"run {i}: ingest, batches of {step.batch}", file=sys.stderr, flush=True)
             r["ingest"].append(scenario.ingest(step, i))
         r["readers"] = []
-        for k in size.readers:
-            print(f"run {i}: {k} reader(s)", file=sys.stderr, flush=True)
-            r["readers"].append(scenario.readers(k, i))
+        for rs in size.readers:
+            print(f"run {i}: {rs.readers} reader(s), appends every {rs.tick_ms} ms",
+                  file=sys.stderr, flush=True)
+            r["readers"].append(scenario.readers(rs, i))
         r["elapsed_s"] = round(time.monotonic() - started, 1)
         runs.append(r)
     settings = load_settings()
