@@ -12,21 +12,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics, registry
 from .auth.web import refuse_swarms
-from .batching import Subscription, event_id
-from .cursor import Cursor, format_id
+from .cursor import event_id, format_id
 from .eventlog import BackendUnavailable, BatchKey, IdempotencyConflict, StateLimitExceeded
-from .events import (
-    CHANNELS,
-    ValidationError,
-    batch_digest,
-    channel_key,
-    valid_agent_id,
-    valid_idempotency_key,
-    valid_swarm_name,
-    validate_batch,
-)
+from .events import CHANNELS, ValidationError, batch_digest, valid_idempotency_key, validate_batch
 from .node import current_node
 from .ratelimit import ANONYMOUS, RateLimiter
+from .subscription import SubscribeError, check_since, from_query, parse_since, scan_since
 
 api = Blueprint("api", __name__)
 #: A client-chosen batch name: a retry with the same key is stored once (IDEMPOTENCY_TTL).
@@ -137,22 +128,6 @@ def _rate_limit(limiter: RateLimiter, cost: int) -> tuple[Response, int] | None:
     return response, status
 
 
-def _query_filter() -> Subscription:
-    swarm = request.args.get("swarm", "*") or "*"
-    if swarm != "*" and not valid_swarm_name(swarm):
-        raise ValueError("swarm must be a swarm name or '*'")
-    agent_id = request.args.get("agent_id") or None
-    if agent_id is not None and not valid_agent_id(agent_id):
-        raise ValueError("agent_id is not a valid agent id")
-    raw = request.args.get("channels", "")
-    channels = [c for c in raw.split(",") if c] or list(CHANNELS)
-    unknown = [c for c in channels if c not in CHANNELS]
-    if unknown:
-        raise ValueError(
-            f"unknown channel(s) {', '.join(unknown)[:100]}; use {', '.join(CHANNELS)}")
-    return Subscription(swarm, frozenset(channels), agent_id)
-
-
 def _limit(raw: str | None, page_limit: int) -> int:
     if raw is None:
         return page_limit
@@ -166,11 +141,11 @@ def _limit(raw: str | None, page_limit: int) -> int:
 def snapshot() -> tuple[Response, int]:
     node = current_node()
     try:
-        sub = _query_filter()
+        sub = from_query(request.args)
     except ValueError as exc:
         return error(400, str(exc))
     try:
-        snap = node.event_log.snapshot(None if sub.swarm == "*" else sub.swarm)
+        snap = node.event_log.snapshot(sub.scope)
     except BackendUnavailable as exc:
         return unavailable(exc)
     return jsonify(snap.view(sub.agent_id)), 200
@@ -184,15 +159,12 @@ def events() -> tuple[Response, int]:
     if request.headers.get(MODE_HEADER) == "fallback":
         metrics.FALLBACK_POLLS.inc()
     try:
-        sub = _query_filter()
+        sub = from_query(request.args)
         limit = _limit(request.args.get("limit"), s.events_page_limit)
+        since_raw = request.args.get("since")
+        since = parse_since(since_raw) if since_raw else None
     except ValueError as exc:
         return error(400, str(exc))
-    since_raw = request.args.get("since")
-    try:
-        since = Cursor.decode(since_raw) if since_raw else None
-    except ValueError as exc:  # the message names the parameter: "since: invalid stream id"
-        return error(400, f"since: {exc}")
     log = node.event_log
     try:
         if since is None:
@@ -200,27 +172,14 @@ def events() -> tuple[Response, int]:
             found = [e for e in recent if sub.matches(e)][-limit:]
             head = event_id(recent[-1]) if recent else log.last_id()
             return jsonify({"events": found, "cursor": format_id(head), "gap": False}), 200
-        trimmed, last = log.bounds()
-        if since.base > last:
-            return error(400, "since: cursor is ahead of the stream (not issued here)")
-        gap = since.lowest < trimmed
-        found, position = [], since.lowest
-        scanned, scan_limit = 0, limit * 20
-        while len(found) < limit and scanned < scan_limit:
-            batch = log.read(position, min(1000, scan_limit - scanned))
-            if not batch:
-                break
-            for event in batch:
-                eid = event_id(event)
-                position = eid
-                scanned += 1
-                if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
-                    found.append(event)
-                    if len(found) >= limit:
-                        break
+        gap = check_since(log, since)
+        page = scan_since(log, sub, since, limit, scan_limit=limit * 20)
+    except SubscribeError as exc:  # a cursor beyond the end of the log
+        return error(400, exc.detail)
     except BackendUnavailable as exc:
         return unavailable(exc)
-    return jsonify({"events": found, "cursor": since.advanced(position).encode(), "gap": gap}), 200
+    return jsonify({"events": page.events, "cursor": since.advanced(page.position).encode(),
+                    "gap": gap}), 200
 
 
 @api.get("/api/v1/cluster")
