@@ -54,6 +54,7 @@ class Subscription:
 
     @property
     def room(self) -> str:
+        """The Socket.IO room of a node's clients that share this subscription."""
         return f"sub|{self.swarm}|{self.agent_id or ''}|{','.join(sorted(self.channels))}"
 
     @property
