@@ -120,14 +120,6 @@ class StoreWatch:
         for name in SCOPES:
             metrics.REDIS_OUTAGE.labels(scope=name).set(1 if name == scope else 0)
 
-    def run(self, sleep: Callable[[float], None], interval: float,
-            running: Callable[[], bool]) -> None:
-        while running():
-            try:
-                self.check()
-            except Exception:  # the watch must outlive a bug in one round
-                log.exception("store watch round failed")
-            sleep(interval)
 
     # --- what it found ------------------------------------------------------------------
     @property
