@@ -116,7 +116,6 @@ class StoreWatch:
         for name in SCOPES:
             metrics.REDIS_OUTAGE.labels(scope=name).set(1 if name == scope else 0)
 
-
     # --- what it found ------------------------------------------------------------------
     @property
     def available(self) -> bool:
