@@ -28,6 +28,8 @@ Record = dict[str, Any]
 
 
 class Registry(ABC):
+    """A store that cannot answer raises :class:`~.storeerror.BackendUnavailable`."""
+
     @abstractmethod
     def beat(self, record: Record, ttl: float) -> None:
         """Publish this node's record; it counts as live for ``ttl`` seconds."""
