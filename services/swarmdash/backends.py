@@ -34,6 +34,8 @@ SMALL_POOL = 2
 
 @dataclass(frozen=True)
 class Backends:
+    """The stores of one node, all in memory or all in one Redis."""
+
     event_log: EventLog
     registry: Registry
     rate_limiter: RateLimiter
