@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,7 +16,7 @@ from .auth.web import refuse_swarms
 from .cursor import event_id, format_id
 from .eventlog import BackendUnavailable, BatchKey, IdempotencyConflict, StateLimitExceeded
 from .events import CHANNELS, ValidationError, batch_digest, valid_idempotency_key, validate_batch
-from .node import current_node
+from .node import Node, current_node
 from .ratelimit import ANONYMOUS, RateLimiter
 from .subscription import SubscribeError, check_since, from_query, parse_since, scan_since
 
@@ -32,18 +33,13 @@ def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, **extra}), status
 
 
-def unavailable(exc: Exception, what: str = "") -> tuple[Response, int]:
-    metrics.REDIS_ERRORS.labels(component="api").inc()
-    response, status = error(503, f"event store unavailable{what}; retry"
+def unavailable(exc: BackendUnavailable, what: str = "", *, store: str = "event store",
+                component: str = "api") -> tuple[Response, int]:
+    """The 503 of a store that cannot answer now: retry after a second."""
+    metrics.REDIS_ERRORS.labels(component=component).inc()
+    response, status = error(503, f"{store} unavailable{what}; retry"
                              + (f" (with the same {IDEMPOTENCY_HEADER})" if what else ""),
                              detail=str(exc)[:200])
-    response.headers["Retry-After"] = "1"
-    return response, status
-
-
-def registry_unavailable(exc: Exception) -> tuple[Response, int]:
-    metrics.REDIS_ERRORS.labels(component="registry").inc()
-    response, status = error(503, "cluster registry unavailable; retry", detail=str(exc)[:200])
     response.headers["Retry-After"] = "1"
     return response, status
 
@@ -185,23 +181,22 @@ def events() -> tuple[Response, int]:
 @api.get("/api/v1/cluster")
 def cluster() -> tuple[Response, int]:
     """Live nodes (heartbeat within HEARTBEAT_TTL) and the totals across them."""
-    node = current_node()
-    try:
-        live = node.registry.live()
-    except Exception as exc:
-        return registry_unavailable(exc)
-    return jsonify(registry.summary(live)), 200
+    return _from_registry(lambda node: registry.summary(node.registry.live()))
 
 
 @api.get("/api/v1/cluster/targets")
 def cluster_targets() -> tuple[Response, int]:
     """Prometheus HTTP service discovery: every node seen within TARGET_RETENTION."""
-    node = current_node()
+    return _from_registry(lambda node: registry.prometheus_targets(
+        node.registry.targets(node.settings.target_retention)))
+
+
+def _from_registry(read: Callable[[Node], Any]) -> tuple[Response, int]:
+    """What ``read`` finds in the cluster registry as JSON, or 503 when it cannot answer."""
     try:
-        records = node.registry.targets(node.settings.target_retention)
-    except Exception as exc:
-        return registry_unavailable(exc)
-    return jsonify(registry.prometheus_targets(records)), 200
+        return jsonify(read(current_node())), 200
+    except BackendUnavailable as exc:
+        return unavailable(exc, store="cluster registry", component="registry")
 
 
 @api.get("/health")

@@ -11,8 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from swarmdash.cursor import Cursor, parse_id
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.node import Node, node_of
+from swarmdash.redisconn import connect
 from swarmdash.subscription import AHEAD
 
 

@@ -15,8 +15,8 @@ from flask_socketio import SocketIO, SocketIOTestClient
 
 from swarmdash.cursor import Cursor, parse_id
 from swarmdash.eventlog.redis import RedisEventLog
-from swarmdash.eventlog.redis import connect as redis_connect
 from swarmdash.node import Node, node_of
+from swarmdash.redisconn import connect as redis_connect
 from swarmdash.subscription import AHEAD, BadRequest, from_payload
 
 BATCHES = ("agent_update_batch", "task_update_batch", "metric_update_batch",
