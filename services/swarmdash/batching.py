@@ -75,7 +75,7 @@ class Room:
         name = at_once(event)
         if name is not None:
             out: list[Emission] = []
-            if event["type"] == "agent" and "agent" in channels and self._pending("agent"):
+            if agents_first(event, self.sub) and self._pending("agent"):
                 out.append(self.flush("agent", prev, now))
             out.append(immediate(name, self.sub, event, self.cursor(eid)))
             return out
@@ -126,6 +126,12 @@ def at_once(event: Event) -> str | None:
     return AGENT_CRITICAL if is_critical(event) else None
 
 
+def agents_first(event: Event, sub: Subscription) -> bool:
+    """A critical agent update must not overtake the agent updates before it: the agent
+    batch waiting in ``sub`` goes out first."""
+    return event["type"] == "agent" and "agent" in sub.channels
+
+
 def immediate(name: str, sub: Subscription, event: Event, cursor: str,
               replay: bool = False) -> Emission:
     """The emission of an event that goes out at once (see :func:`at_once`)."""
@@ -166,7 +172,7 @@ def replay_emissions(sub: Subscription, events: Iterable[Event], cursor: str, no
     for event in events:
         name = at_once(event)
         if name is not None:
-            if event["type"] == "agent" and "agent" in sub.channels:
+            if agents_first(event, sub):
                 flush("agent")
             out.append(immediate(name, sub, event, cursor, replay=True))
             continue
