@@ -21,7 +21,8 @@ import time
 import uuid
 from typing import Any
 
-from swarmdash.eventlog import BatchKey, open_event_log
+from swarmdash.backends import open_event_log
+from swarmdash.eventlog import BatchKey
 from swarmdash.events import validate_batch
 from swarmdash.settings import load_settings
 

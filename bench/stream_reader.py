@@ -21,8 +21,8 @@ import sys
 import time
 from typing import Any
 
+from swarmdash.backends import open_event_log
 from swarmdash.cursor import StreamId
-from swarmdash.eventlog import open_event_log
 from swarmdash.settings import load_settings
 
 
