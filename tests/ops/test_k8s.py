@@ -12,6 +12,7 @@ import importlib
 import re
 import secrets
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,17 @@ def test_haproxy_accepts_the_config_as_the_pod_starts_it(
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[0] == (
         "10.96.0.10:53 swarmdash-nodes.team-a.svc.cluster.local")
+
+
+# --- images ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_images_are_compose_s(rendered: dict[str, Objects], overlay: str) -> None:
+    """The node image is this version's; Redis and HAProxy are the versions compose runs
+    (and the tests run against)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    images = {c["name"]: c["image"] for w in workloads(rendered[overlay]) for c in containers(w)}
+    assert images.pop("node") == f"swarmdash:{version}"
+    assert images.pop("haproxy") == compose["haproxy"]["image"]
+    assert set(images.values()) <= {compose["redis-primary"]["image"]}
