@@ -11,6 +11,7 @@ import copy
 import importlib
 import re
 import secrets
+import socket
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from swarmdash.eventlog.redis import RedisEventLog, connect
 from swarmdash.hosts import HostPolicy
 from swarmdash.node import node_of
 from swarmdash.settings import Settings, check_serving, describe, load_settings, parse_sentinel_url
-from tests.helpers import ROOT
+from tests.helpers import ROOT, Process, free_port, wait_for
 
 from .conftest import Certificate, need, replace_exactly
 from .k8s import (
@@ -94,14 +95,19 @@ def test_every_overlay_builds_and_passes_the_strict_schema_check(
     assert schema_errors(objects) == []
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_every_component_builds_onto_the_production_overlay(tree: Path, component: str) -> None:
+def with_component(tree: Path, component: str) -> Objects:
+    """The production overlay with ``component`` added, as docs/deployment.md says."""
     overlay = tree / "overlays" / f"with-{component}"
-    overlay.mkdir()
+    overlay.mkdir(exist_ok=True)
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": ["../production"], "components": [f"../../components/{component}"]}))
-    objects = build(overlay)
+    return build(overlay)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_every_component_builds_onto_the_production_overlay(tree: Path, component: str) -> None:
+    objects = with_component(tree, component)
     assert schema_errors(objects) == []
     services = [o for o in objects if o["kind"] == "Service"]
     for monitor in (o for o in objects if o["kind"] == "ServiceMonitor"):
@@ -366,16 +372,18 @@ def test_the_load_balancer_keeps_the_client_address_and_reaches_the_binds(
         int(env["SWARMDASH_STATS_BIND"].rsplit(":", 1)[1])}
 
 
-def test_haproxy_accepts_the_config_as_the_pod_starts_it(
-        production: Objects, certificate: Certificate, tmp_path: Path) -> None:
-    """The container's own start script, on a resolv.conf as the kubelet writes it: the
-    nodes' name in the pod's namespace, kube-dns as the resolver, the TLS Secret's key
-    beside its certificate, and `haproxy -c` accepts the result."""
-    haproxy = need("haproxy", "haproxy")
-    deployment = find(production, "Deployment", "swarmdash-haproxy")
+EXEC = "exec haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg"
+
+
+def haproxy_pod(objects: Objects, certificate: Certificate, tmp_path: Path,
+                **binds: str) -> tuple[list[str], dict[str, str]]:
+    """The HAProxy container's start command and variables, on local files: the ConfigMap's
+    haproxy.cfg, the TLS Secret's items and a resolv.conf as the kubelet writes it; its
+    last line still runs ``haproxy ...`` (EXEC). ``binds`` override variables (ports)."""
+    deployment = find(objects, "Deployment", "swarmdash-haproxy")
     container = next(containers(deployment))
     (tmp_path / "haproxy.cfg").write_text(
-        find(production, "ConfigMap", "swarmdash-haproxy")["data"]["haproxy.cfg"])
+        find(objects, "ConfigMap", "swarmdash-haproxy")["data"]["haproxy.cfg"])
     (tmp_path / "resolv.conf").write_text(
         "search team-a.svc.cluster.local svc.cluster.local cluster.local\n"
         "nameserver 10.96.0.10\noptions ndots:5\n")
@@ -388,16 +396,77 @@ def test_haproxy_accepts_the_config_as_the_pod_starts_it(
     tls_dir = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "tls")
     env["SWARMDASH_TLS_CERT"] = env["SWARMDASH_TLS_CERT"].replace(tls_dir, str(tmp_path))
     env["SWARMDASH_HAPROXY_SOCKET"] = str(tmp_path / "admin.sock")
+    env.update(binds)
     script = container["args"][0].replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))
-    script = replace_exactly(
-        script, "exec haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg",
-        f'echo "$SWARMDASH_DNS $SWARMDASH_NODES_FQDN"; '
+    return [*container["command"], script], env
+
+
+def test_haproxy_accepts_the_config_as_the_pod_starts_it(
+        production: Objects, certificate: Certificate, tmp_path: Path) -> None:
+    """The container's own start script: the nodes' name in the pod's namespace, kube-dns
+    as the resolver, the TLS Secret's key beside its certificate; `haproxy -c` accepts it."""
+    haproxy = need("haproxy", "haproxy")
+    command, env = haproxy_pod(production, certificate, tmp_path)
+    command[-1] = replace_exactly(
+        command[-1], EXEC, 'echo "$SWARMDASH_DNS $SWARMDASH_NODES_FQDN"; '
         f'exec {haproxy} -c -f {tmp_path / "haproxy.cfg"}')
-    done = subprocess.run([*container["command"], script], env=env, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[0] == (
         "10.96.0.10:53 swarmdash-nodes.team-a.svc.cluster.local")
+
+
+def first_line(port: int, data: bytes) -> bytes:
+    """HAProxy's status line in answer to ``data`` on ``port``; b"" if it closes or resets."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(data)
+        answer = b""
+        while b"\r\n" not in answer:
+            try:
+                chunk = conn.recv(4096)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n")[0]
+
+
+def test_with_the_proxy_protocol_haproxy_reads_the_client_address_from_the_header(
+        tree: Path, certificate: Certificate, tmp_path: Path) -> None:
+    """The proxy-protocol component: the public binds take the PROXY header (a load
+    balancer's) and refuse a connection without one; the internal plain bind does not."""
+    haproxy = need("haproxy", "haproxy")
+    objects = with_component(tree, "proxy-protocol")
+    public, plain = free_port(), free_port()
+    command, env = haproxy_pod(
+        objects, certificate, tmp_path, SWARMDASH_HTTP_BIND=f"127.0.0.1:{public}",
+        SWARMDASH_HTTPS_BIND=f"127.0.0.1:{free_port()}",
+        SWARMDASH_PLAIN_BIND=f"127.0.0.1:{plain}",
+        SWARMDASH_STATS_BIND=f"127.0.0.1:{free_port()}")
+    assert env["SWARMDASH_ACCEPT_PROXY"] == "true"
+    command[-1] = replace_exactly(command[-1], EXEC,
+                                  f'exec {haproxy} -db -f {tmp_path / "haproxy.cfg"}')
+    process = Process("haproxy-proxy-protocol", command, tmp_path, env).start()
+    try:
+        wait_for(lambda: port_open(plain), 10, message="HAProxy listens")
+        request = b"GET / HTTP/1.1\r\nHost: dash.example.com\r\n\r\n"
+        header = b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 80\r\n"
+        assert first_line(public, header + request) == b"HTTP/1.1 301 Moved Permanently"
+        assert first_line(public, request) == b""
+        assert first_line(plain, request).startswith(b"HTTP/1.1 503")  # no node: no PROXY
+    finally:
+        process.stop()
+    lb = find(objects, "Service", "swarmdash")["metadata"]["annotations"]
+    assert lb["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"] == "*"
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 # --- images ---------------------------------------------------------------------------------
