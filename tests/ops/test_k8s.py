@@ -11,6 +11,7 @@ import copy
 import importlib
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import tomllib
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from flask import Flask
 
@@ -481,3 +483,71 @@ def test_the_images_are_compose_s(rendered: dict[str, Objects], overlay: str) ->
     assert images.pop("node") == f"swarmdash:{version}"
     assert images.pop("haproxy") == compose["haproxy"]["image"]
     assert set(images.values()) <= {compose["redis-primary"]["image"]}
+
+
+# --- Redis with Sentinel --------------------------------------------------------------------
+
+def first_config(objects: Objects, statefulset: str, ordinal: int, tmp_path: Path) -> str:
+    """The config a pod's start script writes to its empty volume (infra/redis/start.sh
+    from the ConfigMap, the Secret's files), on local paths instead of the pod's."""
+    workload = find(objects, "StatefulSet", statefulset)
+    container = next(containers(workload))
+    spec = workload["spec"]["template"]["spec"]
+    templates = find(objects, "ConfigMap", "swarmdash-redis")["data"]
+    secret_name = next(v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v)
+    pod = tmp_path / f"{statefulset}-{ordinal}"
+    paths = {"/data": pod / "data", "/usr/local/etc/redis": pod / "templates",
+             "/run/secrets": pod / "secrets"}
+    for path in paths.values():
+        path.mkdir(parents=True)
+    for name, text in templates.items():
+        (paths["/usr/local/etc/redis"] / name).write_text(text)
+    for name, text in secret_data(objects, secret_name).items():
+        (paths["/run/secrets"] / name).write_text(text)
+    start = templates["start.sh"]
+    start = re.sub("|".join(f"(?<![\\w/]){re.escape(p)}/" for p in paths),
+                   lambda m: f"{paths[m.group(0)[:-1]]}/", start)
+    assert not any(f" {p}" in start or f'"{p}' in start for p in paths), start
+    start = replace_exactly(start, "exec redis-server", "exit 0 #", count=2)
+    (pod / "start.sh").write_text(start)
+    script = replace_exactly(container["args"][0], "/usr/local/etc/redis/start.sh",
+                             f"sh {pod / 'start.sh'}")
+    env = {"POD_NAME": f"{statefulset}-{ordinal}", "PATH": "/usr/bin:/bin"}
+    subprocess.run([*container["command"], script], env=env, check=True, timeout=30)
+    kind = "sentinel" if "sentinel" in statefulset else "redis"
+    return (paths["/data"] / f"{kind}.conf").read_text()
+
+
+def test_the_first_redis_pod_is_the_primary_and_the_others_its_replicas(
+        production: Objects, tmp_path: Path) -> None:
+    primary = first_config(production, "swarmdash-redis", 0, tmp_path)
+    assert "replica-announce-ip redis-primary" in primary and "replicaof" not in primary
+    replica = first_config(production, "swarmdash-redis", 2, tmp_path)
+    assert "replica-announce-ip swarmdash-redis-2.swarmdash-redis" in replica
+    assert "replicaof redis-primary 6379" in replica
+    sentinel = first_config(production, "swarmdash-sentinel", 1, tmp_path)
+    assert "sentinel announce-ip swarmdash-sentinel-1.swarmdash-sentinel" in sentinel
+    password = secret_data(production, "swarmdash-redis")["redis_sentinel_password"]
+    assert f"sentinel auth-pass swarmdash {password}" in sentinel
+
+
+def test_the_primary_s_config_lets_the_nodes_in_and_no_one_else(
+        production: Objects, tmp_path: Path) -> None:
+    """The first pod's config, on a real redis-server: the nodes' user logs in with the
+    password of their REDIS_URL; the default user does not exist."""
+    need("redis-server", "redis-server")
+    config = tmp_path / "primary.conf"
+    config.write_text(first_config(production, "swarmdash-redis", 0, tmp_path))
+    port = free_port()
+    server = Process("k8s-redis-primary", [
+        shutil.which("redis-server") or "/usr/bin/redis-server", str(config),
+        "--port", str(port), "--bind", "127.0.0.1"], tmp_path).start()
+    try:
+        url = parse_sentinel_url(secret_data(production, "swarmdash-node")["node_redis_url"])
+        node = redis.Redis(port=port, username=url.username, password=url.password)
+        wait_for(lambda: port_open(port), 10, message="redis-server listens")
+        assert node.ping()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+    finally:
+        server.stop()
