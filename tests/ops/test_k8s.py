@@ -537,7 +537,8 @@ def test_the_primary_s_config_lets_the_nodes_in_and_no_one_else(
     password of their REDIS_URL; the default user does not exist."""
     need("redis-server", "redis-server")
     config = tmp_path / "primary.conf"
-    config.write_text(first_config(production, "swarmdash-redis", 0, tmp_path))
+    config.write_text(replace_exactly(first_config(production, "swarmdash-redis", 0, tmp_path),
+                                      "\ndir /data\n", f"\ndir {tmp_path}\n"))
     port = free_port()
     server = Process("k8s-redis-primary", [
         shutil.which("redis-server") or "/usr/bin/redis-server", str(config),
