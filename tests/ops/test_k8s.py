@@ -358,6 +358,18 @@ def test_haproxy_runs_the_repository_config_with_balance_source(production: Obje
     assert deployment["spec"]["replicas"] == 1
 
 
+def test_haproxy_gets_every_variable_its_config_reads(production: Objects) -> None:
+    """Set in the manifest, or by the container's start script from the pod's DNS."""
+    config = (ROOT / "haproxy" / "haproxy.cfg").read_text()
+    wanted = set(re.findall(r"\$\{(SWARMDASH_\w+)\}", config))
+    container = next(containers(find(production, "Deployment", "swarmdash-haproxy")))
+    given = set(env_of(container)) | set(re.findall(r"export (SWARMDASH_\w+)=",
+                                                     container["args"][0]))
+    assert wanted <= given, f"haproxy.cfg reads variables the pod does not set: {wanted - given}"
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), names
+
+
 def test_the_load_balancer_keeps_the_client_address_and_reaches_the_binds(
         production: Objects) -> None:
     service = find(production, "Service", "swarmdash")["spec"]
@@ -447,6 +459,9 @@ def test_with_the_proxy_protocol_haproxy_reads_the_client_address_from_the_heade
         SWARMDASH_PLAIN_BIND=f"127.0.0.1:{plain}",
         SWARMDASH_STATS_BIND=f"127.0.0.1:{free_port()}")
     assert env["SWARMDASH_ACCEPT_PROXY"] == "true"
+    names = [e["name"] for e in next(containers(find(
+        objects, "Deployment", "swarmdash-haproxy")))["env"]]
+    assert names.count("SWARMDASH_ACCEPT_PROXY") == 1
     command[-1] = replace_exactly(command[-1], EXEC,
                                   f'exec {haproxy} -db -f {tmp_path / "haproxy.cfg"}')
     process = Process("haproxy-proxy-protocol", command, tmp_path, env).start()

@@ -47,7 +47,7 @@ OTHER_VARIABLES = {
     "SWARMDASH_HAPROXY_SOCKET": "haproxy.cfg's variables, set by compose and the local cluster",
     "SWARMDASH_DNS": "", "SWARMDASH_HTTP_BIND": "", "SWARMDASH_HTTPS_BIND": "",
     "SWARMDASH_PLAIN_BIND": "", "SWARMDASH_STATS_BIND": "", "SWARMDASH_TLS_CERT": "",
-    "SWARMDASH_NODES_FQDN": "", "SWARMDASH_NODE_PORT": "", "SWARMDASH_ACCEPT_PROXY": "",
+    "SWARMDASH_NODES_FQDN": "", "SWARMDASH_NODE_PORT": "",
     "SWARMDASH_NODE": "HAProxy's stickiness cookie",
     "SWARMDASH_REDIS_ADDRESS": "infra/compose-secrets.sh's Redis hosts, for Kubernetes",
     "SWARMDASH_SENTINEL_ADDRESSES": "",
