@@ -29,6 +29,9 @@ COMPOSE_DOCS = {
     "SWARMDASH_NODES": "Number of dashboard nodes (replicas of the `node` service).",
     "SWARMDASH_MAX_NODES": "Node slots in HAProxy's server-template: the most nodes at once.",
     "SWARMDASH_STICKINESS": "How HAProxy keeps a Socket.IO session on its node: source or cookie.",
+    "SWARMDASH_ACCEPT_PROXY": "true: HAProxy's public ports take the PROXY protocol (a load "
+                              "balancer in front that sends it); connections without it are "
+                              "refused.",
     "SWARMDASH_HAPROXY_MAXCONN": "HAProxy's global maxconn (keep under half the open-files limit).",
     "SWARMDASH_HTTP_PORT": "Host port of HAProxy's HTTP (redirected to HTTPS).",
     "SWARMDASH_HTTPS_PORT": "Host port of HAProxy's HTTPS.",
