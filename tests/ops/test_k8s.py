@@ -27,9 +27,10 @@ from flask import Flask
 from swarmdash import gunicorn_conf
 from swarmdash.app import create_app
 from swarmdash.eventlog import EventLog
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.hosts import HostPolicy
 from swarmdash.node import node_of
+from swarmdash.redisconn import connect
 from swarmdash.settings import Settings, check_serving, describe, load_settings, parse_sentinel_url
 from tests.helpers import ROOT, Process, free_port, wait_for
 
