@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from swarmdash.eventlog import open_event_log
+from swarmdash.backends import open_event_log
 from swarmdash.settings import load_settings
 
 

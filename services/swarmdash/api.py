@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -12,21 +13,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics, registry
 from .auth.web import refuse_swarms
-from .batching import Subscription, event_id
-from .cursor import Cursor, format_id
+from .cursor import event_id, format_id
 from .eventlog import BackendUnavailable, BatchKey, IdempotencyConflict, StateLimitExceeded
-from .events import (
-    CHANNELS,
-    ValidationError,
-    batch_digest,
-    channel_key,
-    valid_agent_id,
-    valid_idempotency_key,
-    valid_swarm_name,
-    validate_batch,
-)
-from .node import current_node
+from .events import CHANNELS, ValidationError, batch_digest, valid_idempotency_key, validate_batch
+from .node import Node, current_node
 from .ratelimit import ANONYMOUS, RateLimiter
+from .subscription import SubscribeError, check_since, from_query, parse_since, scan_since
 
 api = Blueprint("api", __name__)
 #: A client-chosen batch name: a retry with the same key is stored once (IDEMPOTENCY_TTL).
@@ -41,18 +33,13 @@ def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, **extra}), status
 
 
-def unavailable(exc: Exception, what: str = "") -> tuple[Response, int]:
-    metrics.REDIS_ERRORS.labels(component="api").inc()
-    response, status = error(503, f"event store unavailable{what}; retry"
+def unavailable(exc: BackendUnavailable, what: str = "", *, store: str = "event store",
+                component: str = "api") -> tuple[Response, int]:
+    """The 503 of a store that cannot answer now: retry after a second."""
+    metrics.REDIS_ERRORS.labels(component=component).inc()
+    response, status = error(503, f"{store} unavailable{what}; retry"
                              + (f" (with the same {IDEMPOTENCY_HEADER})" if what else ""),
                              detail=str(exc)[:200])
-    response.headers["Retry-After"] = "1"
-    return response, status
-
-
-def registry_unavailable(exc: Exception) -> tuple[Response, int]:
-    metrics.REDIS_ERRORS.labels(component="registry").inc()
-    response, status = error(503, "cluster registry unavailable; retry", detail=str(exc)[:200])
     response.headers["Retry-After"] = "1"
     return response, status
 
@@ -137,22 +124,6 @@ def _rate_limit(limiter: RateLimiter, cost: int) -> tuple[Response, int] | None:
     return response, status
 
 
-def _query_filter() -> Subscription:
-    swarm = request.args.get("swarm", "*") or "*"
-    if swarm != "*" and not valid_swarm_name(swarm):
-        raise ValueError("swarm must be a swarm name or '*'")
-    agent_id = request.args.get("agent_id") or None
-    if agent_id is not None and not valid_agent_id(agent_id):
-        raise ValueError("agent_id is not a valid agent id")
-    raw = request.args.get("channels", "")
-    channels = [c for c in raw.split(",") if c] or list(CHANNELS)
-    unknown = [c for c in channels if c not in CHANNELS]
-    if unknown:
-        raise ValueError(
-            f"unknown channel(s) {', '.join(unknown)[:100]}; use {', '.join(CHANNELS)}")
-    return Subscription(swarm, frozenset(channels), agent_id)
-
-
 def _limit(raw: str | None, page_limit: int) -> int:
     if raw is None:
         return page_limit
@@ -166,11 +137,11 @@ def _limit(raw: str | None, page_limit: int) -> int:
 def snapshot() -> tuple[Response, int]:
     node = current_node()
     try:
-        sub = _query_filter()
+        sub = from_query(request.args)
     except ValueError as exc:
         return error(400, str(exc))
     try:
-        snap = node.event_log.snapshot(None if sub.swarm == "*" else sub.swarm)
+        snap = node.event_log.snapshot(sub.scope)
     except BackendUnavailable as exc:
         return unavailable(exc)
     return jsonify(snap.view(sub.agent_id)), 200
@@ -184,15 +155,12 @@ def events() -> tuple[Response, int]:
     if request.headers.get(MODE_HEADER) == "fallback":
         metrics.FALLBACK_POLLS.inc()
     try:
-        sub = _query_filter()
+        sub = from_query(request.args)
         limit = _limit(request.args.get("limit"), s.events_page_limit)
+        since_raw = request.args.get("since")
+        since = parse_since(since_raw) if since_raw else None
     except ValueError as exc:
         return error(400, str(exc))
-    since_raw = request.args.get("since")
-    try:
-        since = Cursor.decode(since_raw) if since_raw else None
-    except ValueError as exc:  # the message names the parameter: "since: invalid stream id"
-        return error(400, f"since: {exc}")
     log = node.event_log
     try:
         if since is None:
@@ -200,49 +168,35 @@ def events() -> tuple[Response, int]:
             found = [e for e in recent if sub.matches(e)][-limit:]
             head = event_id(recent[-1]) if recent else log.last_id()
             return jsonify({"events": found, "cursor": format_id(head), "gap": False}), 200
-        trimmed, last = log.bounds()
-        if since.base > last:
-            return error(400, "since: cursor is ahead of the stream (not issued here)")
-        gap = since.lowest < trimmed
-        found, position = [], since.lowest
-        scanned, scan_limit = 0, limit * 20
-        while len(found) < limit and scanned < scan_limit:
-            batch = log.read(position, min(1000, scan_limit - scanned))
-            if not batch:
-                break
-            for event in batch:
-                eid = event_id(event)
-                position = eid
-                scanned += 1
-                if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
-                    found.append(event)
-                    if len(found) >= limit:
-                        break
+        gap = check_since(log, since)
+        page = scan_since(log, sub, since, limit, scan_limit=limit * 20)
+    except SubscribeError as exc:  # a cursor beyond the end of the log
+        return error(400, exc.detail)
     except BackendUnavailable as exc:
         return unavailable(exc)
-    return jsonify({"events": found, "cursor": since.advanced(position).encode(), "gap": gap}), 200
+    return jsonify({"events": page.events, "cursor": since.advanced(page.position).encode(),
+                    "gap": gap}), 200
 
 
 @api.get("/api/v1/cluster")
 def cluster() -> tuple[Response, int]:
     """Live nodes (heartbeat within HEARTBEAT_TTL) and the totals across them."""
-    node = current_node()
-    try:
-        live = node.registry.live()
-    except Exception as exc:
-        return registry_unavailable(exc)
-    return jsonify(registry.summary(live)), 200
+    return _from_registry(lambda node: registry.summary(node.registry.live()))
 
 
 @api.get("/api/v1/cluster/targets")
 def cluster_targets() -> tuple[Response, int]:
     """Prometheus HTTP service discovery: every node seen within TARGET_RETENTION."""
-    node = current_node()
+    return _from_registry(lambda node: registry.prometheus_targets(
+        node.registry.targets(node.settings.target_retention)))
+
+
+def _from_registry(read: Callable[[Node], Any]) -> tuple[Response, int]:
+    """What ``read`` finds in the cluster registry as JSON, or 503 when it cannot answer."""
     try:
-        records = node.registry.targets(node.settings.target_retention)
-    except Exception as exc:
-        return registry_unavailable(exc)
-    return jsonify(registry.prometheus_targets(records)), 200
+        return jsonify(read(current_node())), 200
+    except BackendUnavailable as exc:
+        return unavailable(exc, store="cluster registry", component="registry")
 
 
 @api.get("/health")

@@ -14,12 +14,11 @@ from .api import api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
 from .auth.origins import OriginPolicy
-from .eventlog import EventLog, open_event_log
+from .backends import open_backends
+from .eventlog import EventLog
 from .node import VERSION, Node
-from .ratelimit import open_rate_limiter
 from .redact import packet_logger
 from .redisconn import manager_options
-from .registry import MemoryRegistry, RedisRegistry, Registry
 from .relay import Relay
 from .replication import ReplicationMonitor
 from .settings import PLACEHOLDER_SECRET_KEYS, Settings, check_serving
@@ -43,17 +42,6 @@ def client_manager(url: str, channel: str, *, timeout: float = 2.0,
     url, options = manager_options(url, timeout)  # redis+sentinel:// follows the primary
     return socketio_lib.RedisManager(url, channel=channel, write_only=write_only,
                                      logger=logger, redis_options=options)
-
-
-def open_registry(settings: Settings) -> Registry:
-    """The cluster registry: in Redis when the node shares one, else this node alone."""
-    if settings.embedded:
-        return MemoryRegistry()
-    from .keys import Keys
-    from .redisconn import connect
-
-    return RedisRegistry(connect(settings.redis_url, settings.redis_timeout, max_connections=2),
-                         Keys(settings.redis_key_prefix))
 
 
 def _cors(settings: Settings) -> Any:
@@ -88,11 +76,12 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     )
     # whole frames, compressed once; under gevent, websockets without queues (patches.py)
     patches.install(settings.websocket_compression, socketio.server.eio)
-    event_log = event_log or open_event_log(settings)
+    backends = open_backends(settings, event_log=event_log)
+    event_log = backends.event_log
     relay = Relay(settings, event_log, socketio.server, socketio.sleep,
                   socketio.start_background_task)
-    node = Node(settings, event_log, socketio, relay, registry=open_registry(settings),
-                rate_limiter=open_rate_limiter(settings, event_log),
+    node = Node(settings, event_log, socketio, relay, registry=backends.registry,
+                rate_limiter=backends.rate_limiter,
                 replication=None if settings.embedded else
                 ReplicationMonitor(settings.redis_url, settings.redis_timeout))
     app.extensions["swarmdash"] = node

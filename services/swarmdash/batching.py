@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cursor import Cursor, StreamId, parse_id
+from .cursor import Cursor, StreamId
 from .events import (
     AGENT_CRITICAL,
     ALERT,
@@ -21,34 +21,8 @@ from .events import (
     Event,
     channel_key,
     is_critical,
-    wanted,
 )
-
-
-@dataclass(frozen=True)
-class Subscription:
-    swarm: str  # a swarm name or "*"
-    channels: frozenset[str]
-    agent_id: str | None = None
-
-    @property
-    def identity(self) -> tuple[str, str | None]:
-        """A client holds at most one subscription per (swarm, agent)."""
-        return self.swarm, self.agent_id
-
-    @property
-    def label(self) -> dict[str, str | None]:
-        """Which subscription a message belongs to (an alert may reach several of a client)."""
-        return {"swarm": self.swarm, "agent_id": self.agent_id}
-
-    @property
-    def room(self) -> str:
-        return f"sub|{self.swarm}|{self.agent_id or ''}|{','.join(sorted(self.channels))}"
-
-    def matches(self, event: Event) -> bool:
-        return ((self.swarm == "*" or event["swarm"] == self.swarm)
-                and (self.agent_id is None or event["agent_id"] == self.agent_id)
-                and wanted(event, self.channels))
+from .subscription import Subscription
 
 
 @dataclass
@@ -98,13 +72,12 @@ class Room:
     def offer(self, event: Event, eid: StreamId, prev: StreamId, now: float) -> list[Emission]:
         """Take one event (already known to match); return what must be emitted now."""
         channels = self.sub.channels
-        if event["type"] == ALERT or is_critical(event):
+        name = at_once(event)
+        if name is not None:
             out: list[Emission] = []
-            if event["type"] == "agent" and "agent" in channels and self._pending("agent"):
+            if agents_first(event, self.sub) and self._pending("agent"):
                 out.append(self.flush("agent", prev, now))
-            payload = {**event, "cursor": self.cursor(eid), "subscription": self.sub.label}
-            name = SYSTEM_ALERT if event["type"] == ALERT else AGENT_CRITICAL
-            out.append(Emission(name, payload, 1, event["ts"]))
+            out.append(immediate(name, self.sub, event, self.cursor(eid)))
             return out
         channel = channel_key(event, channels)
         if not self._pending(channel):
@@ -145,6 +118,30 @@ class Room:
                         min((e["ts"] for e in batch), default=now))
 
 
+def at_once(event: Event) -> str | None:
+    """Alerts and critical agent updates go out at once, each on its own, under this
+    event name; None for the events that wait for their channel's batch."""
+    if event["type"] == ALERT:
+        return SYSTEM_ALERT
+    return AGENT_CRITICAL if is_critical(event) else None
+
+
+def agents_first(event: Event, sub: Subscription) -> bool:
+    """A critical agent update must not overtake the agent updates before it: the agent
+    batch waiting in ``sub`` goes out first."""
+    return event["type"] == "agent" and "agent" in sub.channels
+
+
+def immediate(name: str, sub: Subscription, event: Event, cursor: str,
+              replay: bool = False) -> Emission:
+    """The emission of an event that goes out at once (see :func:`at_once`)."""
+    payload = {**event, "cursor": cursor}
+    if replay:
+        payload["replay"] = True
+    payload["subscription"] = sub.label
+    return Emission(name, payload, 1, event["ts"])
+
+
 def batch_payload(sub: Subscription, channel: str, batch: list[Event], cursor: str,
                   now: float, replay: bool = False) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": channel, "swarm": sub.swarm, "batch": batch,
@@ -173,12 +170,11 @@ def replay_emissions(sub: Subscription, events: Iterable[Event], cursor: str, no
                                 len(batch)))
 
     for event in events:
-        if event["type"] == ALERT or is_critical(event):
-            if event["type"] == "agent" and "agent" in sub.channels:
+        name = at_once(event)
+        if name is not None:
+            if agents_first(event, sub):
                 flush("agent")
-            name = SYSTEM_ALERT if event["type"] == ALERT else AGENT_CRITICAL
-            out.append(Emission(name, {**event, "cursor": cursor, "replay": True,
-                                       "subscription": sub.label}))
+            out.append(immediate(name, sub, event, cursor, replay=True))
             continue
         buffers.setdefault(event["type"], []).append(event)
         if len(buffers[event["type"]]) >= max_batch:
@@ -186,7 +182,3 @@ def replay_emissions(sub: Subscription, events: Iterable[Event], cursor: str, no
     for channel in list(buffers):
         flush(channel)
     return out
-
-
-def event_id(event: Event) -> StreamId:
-    return parse_id(event["id"])

@@ -1,12 +1,11 @@
 """JSON on the hot paths: Socket.IO packets and the events the relay reads back from Redis.
 
-orjson encodes a room's batch about 11 times faster than the standard library and decodes
-a stored event about 3.6 times faster (a 50-event batch: 8 us against 97 us; one event:
-0.6 us against 2.1 us, measured on the benchmark's machine). Its output is the same
-compact UTF-8 JSON. What orjson refuses (integers beyond 64 bits, non-string keys, an
-invalid document such as a ``NaN`` literal) goes to the standard library, so behaviour at
-the edges is unchanged. Ingest keeps the standard library: its validation relies on
-``allow_nan=False`` to refuse NaN and Infinity anywhere in an event.
+orjson encodes a room's batch and decodes a stored event several times faster than the
+standard library (the measured figures are in docs/benchmarks.md, "Earlier changes"). Its
+output is the same compact UTF-8 JSON. What orjson refuses (integers beyond 64 bits,
+non-string keys, an invalid document such as a ``NaN`` literal) goes to the standard
+library, so behaviour at the edges is unchanged. Ingest keeps the standard library: its
+validation relies on ``allow_nan=False`` to refuse NaN and Infinity anywhere in an event.
 
 The module has the ``dumps``/``loads`` pair python-socketio expects of its ``json`` option.
 """

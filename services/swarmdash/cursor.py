@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .events import ALERT, CHANNELS
+from .events import ALERT, CHANNELS, Event
 
 StreamId = tuple[int, int]
 ZERO: StreamId = (0, 0)
@@ -35,6 +35,11 @@ def parse_id(text: str) -> StreamId:
 
 def format_id(sid: StreamId) -> str:
     return f"{sid[0]}-{sid[1]}"
+
+
+def event_id(event: Event) -> StreamId:
+    """The stream position of an event read from the log."""
+    return parse_id(event["id"])
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import metrics
 from .auth.socket import SocketGate
+from .loops import every
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 0.5  # how often deadlines are looked at (well under HANDSHAKE_TIMEOUT)
@@ -116,12 +117,11 @@ class Deadlines:
         return ended
 
     # --- the loop -------------------------------------------------------------------------
+    def check(self) -> None:
+        self.close_stale()
+        self.end_expired()
+
     def run(self) -> None:
         self.running = True
-        while self.running:
-            self.sleep(CHECK_INTERVAL_S)
-            try:
-                self.close_stale()
-                self.end_expired()
-            except Exception:  # the deadlines must outlive any one connection
-                log.exception("connection deadline check failed")
+        every(CHECK_INTERVAL_S, self.check, sleep=self.sleep, running=lambda: self.running,
+              what="connection deadline check")

@@ -32,12 +32,10 @@ from flask_socketio import SocketIO, emit
 from . import metrics
 from .auth.socket import SocketGate
 from .auth.tokens import ALL_SWARMS, Viewer
-from .batching import Subscription
 from .cursor import Cursor
-from .eventlog import Snapshot
 from .events import CHANNELS, Event, valid_swarm_name
 from .node import Node
-from .relay import SubscribeError
+from .subscription import SubscribeError, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +77,6 @@ def task_outcome(event: Event) -> tuple[str, dict[str, Any]] | None:
 
 def _bad_request(detail: str) -> dict[str, Any]:
     return {"ok": False, "error": "bad_request", "detail": detail}
-
-
-def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
-    return snap.view(sub.agent_id)
 
 
 @dataclass
@@ -212,8 +206,7 @@ class Compat:
         error = None
         for scope in sorted(want - feed.scopes):
             try:
-                self.relay.subscribe(sid, Subscription(scope, EVERY_CHANNEL),
-                                     self._since(feed), _snapshot_view)
+                self.relay.subscribe(sid, Subscription(scope, EVERY_CHANNEL), self._since(feed))
             except SubscribeError as exc:
                 error = error or exc.code
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,8 @@ from flask import Flask, current_app
 from flask_socketio import SocketIO
 
 from . import metrics
-from .eventlog import EventLog
+from .eventlog import BackendUnavailable, EventLog
+from .loops import every
 from .ratelimit import MemoryRateLimiter, RateLimiter
 from .registry import MemoryRegistry, Record, Registry
 from .relay import Relay
@@ -100,37 +102,35 @@ class Node:
             live = self.registry.live()
             metrics.CLUSTER_NODES.set(len(live))
             self.peers = peer_addresses(live, self.settings.node_name)
-        except Exception as exc:  # Redis down: the node keeps serving; the TTL tells the rest
+        except BackendUnavailable as exc:  # the node keeps serving; the TTL tells the rest
             metrics.REDIS_ERRORS.labels(component="registry").inc()
             log.warning("heartbeat failed: %s", exc)
             return False
         return True
 
+    def _every(self, interval: float, round_: Callable[[], object], what: str) -> None:
+        every(interval, round_, sleep=self.socketio.sleep, running=lambda: not self.stopping,
+              what=what)
+
     def heartbeat_loop(self) -> None:
-        while not self.stopping:
-            self.beat()
-            self.socketio.sleep(self.settings.heartbeat_interval)
+        self._every(self.settings.heartbeat_interval, self.beat, "heartbeat")
 
     def store_watch_loop(self) -> None:
-        s = self.settings
-        self.store.run(self.socketio.sleep, s.store_check_interval, lambda: not self.stopping)
+        self._every(self.settings.store_check_interval, self.store.check, "store watch round")
 
     def replication_loop(self) -> None:
         """Refresh the replication and Sentinel metrics, apart from the heartbeat: a sentinel
         that does not answer must not delay the node's heartbeats."""
-        while not self.stopping and self.replication is not None:
-            try:
-                self.replication.poll()
-            except Exception:  # the metrics must not end the loop of a live node
-                log.exception("replication metrics failed")
-            self.socketio.sleep(self.settings.heartbeat_interval)
+        if self.replication is not None:
+            self._every(self.settings.heartbeat_interval, self.replication.poll,
+                        "replication metrics")
 
     def leave(self) -> None:
         """Stopping on purpose: drop out of the live nodes now rather than after the TTL."""
         self.stopping = True
         try:
             self.registry.leave(self.settings.node_name)
-        except Exception as exc:
+        except BackendUnavailable as exc:
             log.warning("could not leave the registry: %s", exc)
 
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth.apikeys import ApiKey, AuthError, KeyRing
-from .eventlog import BackendUnavailable, BatchKey, EventLog, IdempotencyConflict, open_event_log
+from .backends import open_event_log
+from .eventlog import BackendUnavailable, BatchKey, EventLog, IdempotencyConflict
 from .events import ValidationError, batch_digest, valid_idempotency_key, validate_batch
 from .ratelimit import ANONYMOUS
 from .settings import Settings, load_settings

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import redis
 
-from .eventlog import BackendUnavailable, EventLog
 from .keys import Keys
-from .settings import Settings
+from .storeerror import redis_errors
 
 #: The bucket of requests made without an API key (authentication disabled).
 ANONYMOUS = "anonymous"
@@ -111,20 +110,9 @@ class RedisRateLimiter(RateLimiter):
         self.keys = keys
         self._script = conn.register_script(_BUCKET_LUA)
 
+    @redis_errors()
     def _take(self, key_id: str, cost: int) -> Decision:
-        try:
-            allowed, wait = self._script(keys=[self.keys.rate_limit(key_id)],
-                                         args=[self.rate, self.burst, cost])
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendUnavailable(f"redis unreachable: {exc}") from exc
+        allowed, wait = self._script(keys=[self.keys.rate_limit(key_id)],
+                                     args=[self.rate, self.burst, cost])
         return Decision(bool(int(allowed)), float(wait))
 
-
-def open_rate_limiter(settings: Settings, event_log: EventLog) -> RateLimiter:
-    """Shared buckets in the cluster's Redis; a node's own buckets when embedded."""
-    from .eventlog.redis import RedisEventLog
-
-    if isinstance(event_log, RedisEventLog):
-        return RedisRateLimiter(event_log.redis, event_log.keys, settings.ingest_rate_limit,
-                                settings.ingest_burst)
-    return MemoryRateLimiter(settings.ingest_rate_limit, settings.ingest_burst)

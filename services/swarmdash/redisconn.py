@@ -2,9 +2,10 @@
 
 Every Redis user of a node (the event log, the relay, the registry, the rate limiter, the
 health check and the Socket.IO message queue) gets its client here, so all of them follow
-the same primary. With a Sentinel URL the client asks the sentinels where the primary is on
-every new connection; a connection that meets a demoted primary (``READONLY``) is dropped
-and the next one goes to the new primary, so a failover needs no restart of the node.
+the same primary (:mod:`swarmdash.backends` opens the stores on these clients). With a
+Sentinel URL the client asks the sentinels where the primary is on every new connection;
+a connection that meets a demoted primary (``READONLY``) is dropped and the next one goes
+to the new primary, so a failover needs no restart of the node.
 
 Clients fail fast (no hidden retries: a retried append could apply twice) and their pools
 are bounded: a burst of requests waits up to the timeout for a connection instead of

@@ -22,11 +22,14 @@ from typing import Any
 import redis
 
 from .keys import Keys
+from .storeerror import redis_errors
 
 Record = dict[str, Any]
 
 
 class Registry(ABC):
+    """A store that cannot answer raises :class:`~.storeerror.BackendUnavailable`."""
+
     @abstractmethod
     def beat(self, record: Record, ttl: float) -> None:
         """Publish this node's record; it counts as live for ``ttl`` seconds."""
@@ -83,10 +86,14 @@ class MemoryRegistry(Registry):
 
 
 class RedisRegistry(Registry):
+    """Records in one hash, liveness in a key per node (TTL); Redis errors raise
+    :class:`~.storeerror.BackendUnavailable`."""
+
     def __init__(self, conn: redis.Redis, keys: Keys | None = None):
         self.redis = conn
         self.keys = keys or Keys()
 
+    @redis_errors()
     def beat(self, record: Record, ttl: float) -> None:
         name = record["node"]
         pipe = self.redis.pipeline(transaction=True)
@@ -94,9 +101,11 @@ class RedisRegistry(Registry):
         pipe.set(self.keys.node_alive(name), "1", px=max(1, int(ttl * 1000)))
         pipe.execute()
 
+    @redis_errors()
     def leave(self, node: str) -> None:
         self.redis.delete(self.keys.node_alive(node))
 
+    @redis_errors()
     def records(self) -> list[tuple[Record, bool]]:
         raw: dict[str, str] = self.redis.hgetall(self.keys.cluster_nodes)  # type: ignore[assignment]
         names = sorted(raw)
@@ -113,6 +122,7 @@ class RedisRegistry(Registry):
                 out.append((rec, flag is not None))
         return out
 
+    @redis_errors()
     def forget(self, nodes: list[str]) -> None:
         if nodes:
             self.redis.hdel(self.keys.cluster_nodes, *nodes)

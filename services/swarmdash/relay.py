@@ -17,23 +17,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import codec, metrics
-from .batching import Emission, Room, Subscription, event_id, replay_emissions
-from .cursor import Cursor, StreamId
+from .batching import Emission, Room, replay_emissions
+from .cursor import Cursor, StreamId, event_id
 from .eventlog import BackendUnavailable, EventLog, Snapshot
 from .events import Event, channel_key
 from .fanout import Fanout, corked
 from .settings import Settings
+from .subscription import SubscribeError, Subscription, check_since, scan_since
 
 log = logging.getLogger(__name__)
-
-
-class SubscribeError(Exception):
-    """A subscription could not be made; ``code`` goes into the ack's ``error``."""
-
-    def __init__(self, code: str, detail: str = ""):
-        super().__init__(detail or code)
-        self.code = code
-        self.detail = detail or code
 
 
 class _Flight:
@@ -168,9 +160,35 @@ class Relay:
                                 now - emission.oldest_ts)
 
     # --- subscriptions ------------------------------------------------------------------
-    def subscribe(self, sid: str, sub: Subscription, since: Cursor | None,
-                  snapshot_of: Callable[[Subscription, Any], dict[str, Any]]) -> dict[str, Any]:
-        """Replay what ``sid`` missed since ``since`` and join it to the room of ``sub``."""
+    def subscribe(self, sid: str, sub: Subscription, since: Cursor | None) -> dict[str, Any]:
+        """Replay what ``sid`` missed since ``since`` and join it to the room of ``sub``.
+
+        Without ``since``, or when what followed it cannot be replayed (trimmed from the
+        log, or more than a replay may hold), the client starts from a snapshot, which the
+        ack carries; ``gap`` says that ``since`` was not honoured.
+        """
+        self._admit(sid, sub)
+        snapshot: Snapshot | None = None
+        try:
+            gap = since is not None and check_since(self.log, since)
+            if since is None or gap:
+                snapshot = self._snapshot(sub.scope)
+                since = Cursor.at(snapshot.cursor)
+            joined = self._catch_up_and_join(sid, sub, since)
+            while joined is None:  # too much to replay: start over from a snapshot
+                gap, snapshot = True, self._snapshot(sub.scope)
+                joined = self._catch_up_and_join(sid, sub, Cursor.at(snapshot.cursor))
+        except BackendUnavailable as exc:
+            raise SubscribeError("unavailable", str(exc)) from None
+        room, count, cursor = joined
+        ack: dict[str, Any] = {"ok": True, "rooms": [room.name], "cursor": cursor,
+                               "replayed": count, "gap": gap}
+        if snapshot is not None:
+            ack["snapshot"] = snapshot.view(sub.agent_id)
+        return ack
+
+    def _admit(self, sid: str, sub: Subscription) -> None:
+        """Refuse a subscription over the limits, or while the event log is unreachable."""
         s = self.settings
         held = self.clients.get(sid, {})
         if sub.identity not in held and len(held) >= s.max_subscriptions:
@@ -181,30 +199,6 @@ class Relay:
             raise SubscribeError("room_full", f"room holds {s.max_room_size} clients")
         if self.position is None or not self.connected:
             raise SubscribeError("unavailable", "the event log is unreachable; retry")
-        gap = False
-        snapshot: dict[str, Any] | None = None
-        try:
-            if since is not None:
-                trimmed, last = self.log.bounds()
-                if since.base > last:
-                    raise SubscribeError("invalid_cursor", "cursor is ahead of the stream")
-                gap = since.lowest < trimmed
-            if since is None or gap:
-                snap = self._snapshot(None if sub.swarm == "*" else sub.swarm)
-                snapshot = snapshot_of(sub, snap)
-                since = Cursor.at(snap.cursor)
-            self._wait_for(since.base)
-            replayed = self._catch_up_and_join(sid, sub, since)
-        except BackendUnavailable as exc:
-            raise SubscribeError("unavailable", str(exc)) from None
-        if replayed is None:  # too much to replay: start over from a snapshot
-            return self.subscribe(sid, sub, None, snapshot_of) | {"gap": True}
-        room, count, cursor = replayed
-        ack: dict[str, Any] = {"ok": True, "rooms": [room.name], "cursor": cursor,
-                               "replayed": count, "gap": gap}
-        if snapshot is not None:
-            ack["snapshot"] = snapshot
-        return ack
 
     def _snapshot(self, swarm: str | None) -> Snapshot:
         """One read of a swarm's snapshot for every subscriber asking at the same time: a
@@ -242,18 +236,19 @@ class Relay:
         """Read what was missed (outside the lock), then replay and join (under it).
 
         At most REPLAY_SCAN_LIMIT entries of the log are read, whatever the filter: past
-        that (or past REPLAY_LIMIT matching events) the answer is None, a snapshot instead.
-        The room may hold events waiting for their window.  Events the client lacks are
-        replayed only up to the room's delivered position of each channel; the rest reach
-        it with the room's next flush.  If the client is *ahead* of the room (it comes from
-        a node that flushed earlier), the room flushes that channel now, so the client
-        never gets an event twice.
+        that (or past REPLAY_LIMIT matching events, or MAX_QUEUE_BYTES of them) the answer
+        is None, a snapshot instead.  The room may hold events waiting for their window.
+        Events the client lacks are replayed only up to the room's delivered position of
+        each channel; the rest reach it with the room's next flush.  If the client is
+        *ahead* of the room (it comes from a node that flushed earlier), the room flushes
+        that channel now, so the client never gets an event twice.
         """
+        s = self.settings
+        self._wait_for(since.base)
         keys = (*sub.channels, "alert")
         fetched = since.lowest
         missed: list[Event] = []
-        missed_bytes = 0
-        scanned, scan_limit = 0, self.settings.replay_scan_limit
+        missed_bytes = scanned = 0
         while True:
             with self._lock:
                 assert self.position is not None
@@ -267,22 +262,17 @@ class Relay:
                 targets = {k: room.position(k, head) if room else head for k in keys}
                 if fetched >= max(targets.values()):
                     return self._join(sid, sub, room, missed, targets)
-            if scanned >= scan_limit:  # a sparse filter must not make us read the stream
+            if scanned >= s.replay_scan_limit:  # a sparse filter must not make us read the stream
                 return None
-            batch = self.log.read(fetched, min(self.settings.relay_read_count,
-                                               scan_limit - scanned))
-            scanned += len(batch)
-            if not batch:  # the stream holds nothing more (trimmed or caught up)
-                fetched = max(targets.values())
-                continue
-            for event in batch:
-                eid = event_id(event)
-                fetched = eid
-                if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
-                    missed.append(event)
-                    missed_bytes += len(codec.dumps(event))
-            if (len(missed) > self.settings.replay_limit
-                    or missed_bytes > self.settings.max_queue_bytes):
+            found = scan_since(self.log, sub, since.advanced(fetched),
+                               s.replay_limit + 1 - len(missed), page=s.relay_read_count,
+                               scan_limit=min(s.relay_read_count, s.replay_scan_limit - scanned))
+            scanned += found.scanned
+            # at the end of the log (trimmed, or caught up) the room's positions are reached
+            fetched = max(found.position, *targets.values()) if found.end else found.position
+            missed += found.events
+            missed_bytes += sum(len(codec.dumps(event)) for event in found.events)
+            if len(missed) > s.replay_limit or missed_bytes > s.max_queue_bytes:
                 return None
 
     def _join(self, sid: str, sub: Subscription, room: Room | None, missed: list[Event],

@@ -28,306 +28,313 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
-def _env(name: str, default: Any, doc: str, **meta: Any) -> Any:
-    return field(default=default, metadata={"env": name, "doc": doc, **meta})
+def _section(title: str) -> Callable[..., Any]:
+    """The field maker of one section: ``title`` heads the section in the reference docs."""
+    def env(name: str, default: Any, doc: str, **meta: Any) -> Any:
+        metadata = {"env": name, "doc": doc, "section": title, **meta}
+        return field(default=default, metadata=metadata)
+    return env
+
+
+# The sections of the reference (docs/configuration.md, .env.example), in their order.
+_guide = _section("Names from the original deployment guide")
+_auth = _section("Authentication")
+_node = _section("Node")
+_redis = _section("Redis and the message queue")
+_sentinel = _section("Redis replication (Sentinel)")
+_registry = _section("Cluster registry")
+_outage = _section("Redis outages")
+_relay = _section("Batching and relay")
+_legacy = _section("Clients that never subscribe (the original SwarmBot dashboard)")
+_limits = _section("Limits")
 
 
 @dataclass(frozen=True)
 class Settings:
-    # --- the original guide's names -------------------------------------------------
-    websocket_enabled: bool = _env(
+    websocket_enabled: bool = _guide(
         "WEBSOCKET_ENABLED", True, "Offer the websocket transport (false: long-polling only).")
-    websocket_compression: str = _env(
+    websocket_compression: str = _guide(
         "WEBSOCKET_COMPRESSION", "shared",
         "permessage-deflate on websockets: shared (each message compressed once for every "
         "client), per-client (a compression context per connection), off.",
         choices=("shared", "per-client", "off"))
-    websocket_ping_interval: int = _env(
+    websocket_ping_interval: int = _guide(
         "WEBSOCKET_PING_INTERVAL", 25, "Engine.IO ping interval, seconds.", min=1, max=3600)
-    websocket_ping_timeout: int = _env(
+    websocket_ping_timeout: int = _guide(
         "WEBSOCKET_PING_TIMEOUT", 60, "Engine.IO ping timeout, seconds.", min=1, max=3600)
-    websocket_max_reconnect_attempts: int = _env(
+    websocket_max_reconnect_attempts: int = _guide(
         "WEBSOCKET_MAX_RECONNECT_ATTEMPTS", 10,
         "Reconnect attempts a dashboard makes before it gives up (0 = forever).", min=0, max=10000)
-    websocket_fallback_threshold: int = _env(
+    websocket_fallback_threshold: int = _guide(
         "WEBSOCKET_FALLBACK_THRESHOLD", 5,
         "Failed reconnects after which the dashboard switches to HTTP polling.", min=1, max=10000)
-    websocket_reconnect_delay_ms: int = _env(
+    websocket_reconnect_delay_ms: int = _guide(
         "WEBSOCKET_RECONNECT_DELAY_MS", 1000,
         "First delay of a dashboard's reconnects, ms (doubles, with jitter).", min=10,
         max=600_000)
-    websocket_reconnect_delay_max_ms: int = _env(
+    websocket_reconnect_delay_max_ms: int = _guide(
         "WEBSOCKET_RECONNECT_DELAY_MAX_MS", 5000, "Longest delay between reconnects, ms.",
         min=10, max=600_000)
-    fallback_poll_interval_ms: int = _env(
+    fallback_poll_interval_ms: int = _guide(
         "FALLBACK_POLL_INTERVAL_MS", 1000,
         "How often a dashboard in polling fallback calls GET /api/v1/events, ms.", min=100,
         max=600_000)
-    fallback_probe_interval_ms: int = _env(
+    fallback_probe_interval_ms: int = _guide(
         "FALLBACK_PROBE_INTERVAL_MS", 15000,
         "How often a dashboard that gave up reconnecting probes the socket again, ms.",
         min=100, max=3_600_000)
-    flask_debug: bool = _env(
+    flask_debug: bool = _guide(
         "FLASK_DEBUG", False,
         "Development mode: skips the production checks (SECRET_KEY...); only with a loopback "
         "HOST. Never starts Werkzeug's debugger.")
-    socketio_debug: bool = _env(
+    socketio_debug: bool = _guide(
         "SOCKETIO_DEBUG", False,
         "Log every Socket.IO and Engine.IO packet (viewer tokens masked).")
-    secret_key: str = _env(
+    secret_key: str = _guide(
         "SECRET_KEY", DEFAULT_SECRET_KEY,
         "Signs viewer tokens (and Flask's cookies); 32+ random characters, the same on every "
         "node. Required in production.", secret=True)
-    cors_allowed_origins: tuple[str, ...] = _env(
+    cors_allowed_origins: tuple[str, ...] = _guide(
         "CORS_ALLOWED_ORIGINS", (),
         "Comma-separated origins allowed besides the node's own; empty = same origin only; "
         "* = any (refused in production).")
 
-    allowed_hosts: tuple[str, ...] = _env(
+    allowed_hosts: tuple[str, ...] = _guide(
         "ALLOWED_HOSTS", (),
         "Comma-separated Host names the node answers (* = any; .example.com = it and its "
         "subdomains); others get 400 (DNS rebinding). Empty: with auth off only IP "
         "addresses, localhost and this host's names; with auth on any name.")
 
-    # --- authentication --------------------------------------------------------------
-    auth_disabled: bool = _env(
+    auth_disabled: bool = _auth(
         "AUTH_DISABLED", False,
         "Switch API keys and viewer tokens off: anyone may publish and watch (local demo "
         "only; the node warns).")
-    api_keys: tuple[str, ...] = _env(
+    api_keys: tuple[str, ...] = _auth(
         "API_KEYS", (),
         "API keys agents publish with: entries id:<sha256 hex of the key>:<swarm|swarm or *>, "
         "separated by commas; `swarmdash apikey` makes one.")
-    secret_key_previous: tuple[str, ...] = _env(
+    secret_key_previous: tuple[str, ...] = _auth(
         "SECRET_KEY_PREVIOUS", (),
         "Former SECRET_KEYs, comma-separated: viewer tokens they signed stay valid until they "
         "expire (rotation).", secret=True)
-    viewer_token_max_ttl: int = _env(
+    viewer_token_max_ttl: int = _auth(
         "VIEWER_TOKEN_MAX_TTL", 30 * 86400,
         "Longest lifetime `swarmdash token` issues, seconds (also how long to keep a key in "
         "SECRET_KEY_PREVIOUS).", min=60, max=366 * 86400)
-    publish_api_key: str = _env(
+    publish_api_key: str = _auth(
         "PUBLISH_API_KEY", "",
         "The API key `swarmdash simulate`, `swarmdash publish --url` and Publisher send.",
         secret=True)
-    viewer_token: str = _env(
+    viewer_token: str = _auth(
         "VIEWER_TOKEN", "", "The viewer token `swarmdash watch` sends (`swarmdash token`).",
         secret=True)
 
-    # --- node ------------------------------------------------------------------------
-    node_id: str = _env("NODE_ID", "", "Name of this node (default: <hostname>:<port>).")
-    host: str = _env("HOST", "127.0.0.1", "Address the node listens on.")
-    node_address: str = _env(
+    node_id: str = _node("NODE_ID", "", "Name of this node (default: <hostname>:<port>).")
+    host: str = _node("HOST", "127.0.0.1", "Address the node listens on.")
+    node_address: str = _node(
         "NODE_ADDRESS", "",
         "host:port other processes reach this node at (default: HOST:PORT, or this host's "
         "address when HOST is 0.0.0.0); published in the cluster registry.")
-    port: int = _env("PORT", 8050, "Port the node listens on.", min=1, max=65535)
-    async_mode: str = _env(
+    port: int = _node("PORT", 8050, "Port the node listens on.", min=1, max=65535)
+    async_mode: str = _node(
         "ASYNC_MODE", "gevent", "Engine of `swarmdash serve`: gevent, eventlet or threading.",
         choices=ASYNC_MODES)
-    worker_connections: int = _env(
+    worker_connections: int = _node(
         "WORKER_CONNECTIONS", 20000, "gunicorn worker_connections (gevent).", min=10,
         max=1_000_000)
-    graceful_timeout: int = _env(
+    graceful_timeout: int = _node(
         "GRACEFUL_TIMEOUT", 10, "Seconds a stopping node lets open connections finish.",
         min=0, max=3600)
-    log_level: str = _env(
+    log_level: str = _node(
         "LOG_LEVEL", "info", "debug, info, warning or error.",
         choices=("debug", "info", "warning", "error"))
 
-    # --- Redis and the message queue ------------------------------------------------
-    redis_url: str = _env(
+    redis_url: str = _redis(
         "REDIS_URL", "",
         "Redis for the event stream and state: redis://, rediss://, unix:// or "
         "redis+sentinel://[user:password@]host1:port1,host2:port2/<db>/<service> (follows the "
         "primary Sentinel names); empty = embedded in-memory log.")
-    message_queue_url: str = _env(
+    message_queue_url: str = _redis(
         "MESSAGE_QUEUE_URL", "",
         "Socket.IO message queue, redis://, redis+sentinel:// or amqp://; empty = REDIS_URL "
         "(none when embedded).")
-    message_queue_channel: str = _env(
+    message_queue_channel: str = _redis(
         "MESSAGE_QUEUE_CHANNEL", "swarmdash", "Channel/exchange name on the message queue.")
-    redis_key_prefix: str = _env("REDIS_KEY_PREFIX", "swarmdash", "Prefix of every Redis key.")
-    redis_timeout: float = _env(
+    redis_key_prefix: str = _redis("REDIS_KEY_PREFIX", "swarmdash", "Prefix of every Redis key.")
+    redis_timeout: float = _redis(
         "REDIS_TIMEOUT", 2.0, "Seconds before a Redis command counts as failed.", min=0.05,
         max=60)
-    redis_max_connections: int = _env(
+    redis_max_connections: int = _redis(
         "REDIS_MAX_CONNECTIONS", 50, "Connections a node opens to Redis at most (a pool).",
         min=2, max=10000)
-    stream_maxlen: int = _env(
+    stream_maxlen: int = _redis(
         "STREAM_MAXLEN", 100_000, "Approximate number of events the stream keeps for resume.",
         min=100, max=100_000_000)
-    idempotency_ttl: int = _env(
+    idempotency_ttl: int = _redis(
         "IDEMPOTENCY_TTL", 600,
         "Seconds an Idempotency-Key is remembered: a retried batch is not stored twice.",
         min=0, max=86400 * 7)
-    idempotency_max_keys: int = _env(
+    idempotency_max_keys: int = _redis(
         "IDEMPOTENCY_MAX_KEYS", 50_000,
         "Idempotency-Keys remembered per API key at most: beyond it the oldest is forgotten "
         "before IDEMPOTENCY_TTL (bounds their memory).", min=1, max=10_000_000)
-    task_history: int = _env(
+    task_history: int = _redis(
         "TASK_HISTORY", 200, "Finished tasks per swarm kept in the snapshot.", min=0,
         max=100_000)
 
-    # --- Redis replication (Sentinel) ---------------------------------------------------
-    ingest_min_replicas: int = _env(
+    ingest_min_replicas: int = _sentinel(
         "INGEST_MIN_REPLICAS", 0,
         "Replicas that must hold a batch before ingest answers 202 (WAIT); relays then deliver "
         "only entries that many replicas hold. 0 = no wait; 1 recommended with Sentinel.",
         min=0, max=100)
-    ingest_replica_timeout_ms: int = _env(
+    ingest_replica_timeout_ms: int = _sentinel(
         "INGEST_REPLICA_TIMEOUT_MS", 1000,
         "How long ingest waits for INGEST_MIN_REPLICAS acknowledgements before it answers 503 "
         "with Retry-After, ms.", min=10, max=60_000)
 
-    # --- cluster registry -----------------------------------------------------------
-    heartbeat_interval: float = _env(
+    heartbeat_interval: float = _registry(
         "HEARTBEAT_INTERVAL", 2.0, "Seconds between two heartbeats of a node in the registry.",
         min=0.1, max=300)
-    heartbeat_ttl: float = _env(
+    heartbeat_ttl: float = _registry(
         "HEARTBEAT_TTL", 10.0,
         "Seconds after its last heartbeat a node drops out of /api/v1/cluster.", min=0.5,
         max=3600)
-    target_retention: int = _env(
+    target_retention: int = _registry(
         "TARGET_RETENTION", 600,
         "Seconds a node that stopped heartbeating stays a Prometheus target (so `up == 0` "
         "shows it down).", min=0, max=86400 * 7)
 
-    # --- Redis outages ----------------------------------------------------------------
-    redis_outage_grace: float = _env(
+    redis_outage_grace: float = _outage(
         "REDIS_OUTAGE_GRACE", 30.0,
         "Seconds a Redis outage that every node sees may last with the nodes kept in the "
         "proxy's pool and their sessions open (ingest answers 503 meanwhile); past it /health "
         "answers 503. A node that alone loses Redis answers 503 at once.", min=0, max=3600)
-    store_check_interval: float = _env(
+    store_check_interval: float = _outage(
         "STORE_CHECK_INTERVAL", 0.5,
         "Seconds between two Redis pings of a node's store watch (what /health reports).",
         min=0.05, max=60)
-    peer_check_timeout: float = _env(
+    peer_check_timeout: float = _outage(
         "PEER_CHECK_TIMEOUT", 1.0,
         "Seconds a node without Redis waits for a peer to say whether it reaches Redis.",
         min=0.05, max=60)
 
-    # --- batching and relay ----------------------------------------------------------
-    batch_window_agent_ms: int = _env(
+    batch_window_agent_ms: int = _relay(
         "BATCH_WINDOW_AGENT_MS", 200, "Batch window of agent updates, ms.", min=0, max=60000)
-    batch_window_task_ms: int = _env(
+    batch_window_task_ms: int = _relay(
         "BATCH_WINDOW_TASK_MS", 200, "Batch window of task updates, ms.", min=0, max=60000)
-    batch_window_metric_ms: int = _env(
+    batch_window_metric_ms: int = _relay(
         "BATCH_WINDOW_METRIC_MS", 500, "Batch window of metrics, ms.", min=0, max=60000)
-    batch_window_log_ms: int = _env(
+    batch_window_log_ms: int = _relay(
         "BATCH_WINDOW_LOG_MS", 1000, "Batch window of logs, ms.", min=0, max=60000)
-    max_batch_size: int = _env(
+    max_batch_size: int = _relay(
         "MAX_BATCH_SIZE", 500, "Events in one batch; a full batch is sent at once.", min=1,
         max=100_000)
-    coalesce_agent_updates: bool = _env(
+    coalesce_agent_updates: bool = _relay(
         "COALESCE_AGENT_UPDATES", True,
         "Keep only the latest update of an agent inside one batch window.")
-    relay_block_ms: int = _env(
+    relay_block_ms: int = _relay(
         "RELAY_BLOCK_MS", 1000, "How long one XREAD of the relay blocks, ms.", min=10,
         max=60000)
-    relay_read_count: int = _env(
+    relay_read_count: int = _relay(
         "RELAY_READ_COUNT", 1000, "Events one XREAD of the relay takes at most.", min=1,
         max=100_000)
-    relay_retry_max_s: float = _env(
+    relay_retry_max_s: float = _relay(
         "RELAY_RETRY_MAX_S", 5.0, "Longest back-off of the relay while Redis is away, s.",
         min=0.1, max=300)
-    flush_tick_ms: int = _env(
+    flush_tick_ms: int = _relay(
         "FLUSH_TICK_MS", 20, "Resolution of the batch timers, ms.", min=1, max=1000)
-    replay_limit: int = _env(
+    replay_limit: int = _relay(
         "REPLAY_LIMIT", 20000,
         "Most events replayed on a resume; beyond it (or beyond MAX_QUEUE_BYTES of events) "
         "the client gets a snapshot (gap).",
         min=1, max=10_000_000)
-    replay_scan_limit: int = _env(
+    replay_scan_limit: int = _relay(
         "REPLAY_SCAN_LIMIT", 20_000,
         "Most stream entries one resume reads, matching its filter or not; beyond it the "
         "client gets a snapshot (gap). At least REPLAY_LIMIT.", min=1, max=10_000_000)
 
-    # --- clients that never subscribe (the original SwarmBot dashboard) ----------------
-    default_subscription: str = _env(
+    default_subscription: str = _legacy(
         "DEFAULT_SUBSCRIPTION", "all",
         "What a client that sends no subscribe within DEFAULT_SUBSCRIPTION_AFTER_MS gets: "
         "all (every swarm its token allows, every channel, as the original dashboard "
         "expects) or none.", choices=("all", "none"))
-    default_subscription_after_ms: int = _env(
+    default_subscription_after_ms: int = _legacy(
         "DEFAULT_SUBSCRIPTION_AFTER_MS", 2000,
         "How long a new client has to send its own subscribe before it gets "
         "DEFAULT_SUBSCRIPTION, ms.", min=10, max=600_000)
 
-    # --- limits ----------------------------------------------------------------------
-    max_queue_size: int = _env(
+    max_queue_size: int = _limits(
         "MAX_QUEUE_SIZE", 1000, "Writes waiting for one client before it is dropped.",
         min=1, max=1_000_000)
-    max_queue_bytes: int = _env(
+    max_queue_bytes: int = _limits(
         "MAX_QUEUE_BYTES", 16 * 1024 * 1024,
         "Bytes waiting for one client before it is dropped.", min=4096, max=1 << 34)
-    slow_consumer_grace_s: float = _env(
+    slow_consumer_grace_s: float = _limits(
         "SLOW_CONSUMER_GRACE_S", 5.0,
         "A client over MAX_QUEUE_SIZE or MAX_QUEUE_BYTES that takes nothing for this long "
         "is dropped.", min=1.0, max=3600.0)
-    max_room_size: int = _env(
+    max_room_size: int = _limits(
         "MAX_ROOM_SIZE", 10000, "Clients of one node in one subscription room.", min=1,
         max=1_000_000)
-    max_subscriptions: int = _env(
+    max_subscriptions: int = _limits(
         "MAX_SUBSCRIPTIONS_PER_CLIENT", 20, "Subscriptions one client may hold.", min=1,
         max=10000)
-    subscribe_rate_limit: float = _env(
+    subscribe_rate_limit: float = _limits(
         "SUBSCRIBE_RATE_LIMIT", 1.0,
         "Subscribes per second one connection may make beyond SUBSCRIBE_BURST; more are "
         "refused (rate_limited); 0 = unlimited.", min=0, max=100_000)
-    subscribe_burst: int = _env(
+    subscribe_burst: int = _limits(
         "SUBSCRIBE_BURST", 20,
         "Subscribes one connection may make at once (the token bucket's size).", min=1,
         max=100_000)
-    max_events_per_request: int = _env(
+    max_events_per_request: int = _limits(
         "MAX_EVENTS_PER_REQUEST", 1000, "Events in one ingest request.", min=1, max=1_000_000)
-    max_payload_bytes: int = _env(
+    max_payload_bytes: int = _limits(
         "MAX_PAYLOAD_BYTES", 1_000_000,
         "Bytes of one HTTP request body and of one Socket.IO message.", min=1024,
         max=100_000_000)
-    max_event_bytes: int = _env(
+    max_event_bytes: int = _limits(
         "MAX_EVENT_BYTES", 65536, "Bytes of one encoded event.", min=256, max=10_000_000)
-    events_page_limit: int = _env(
+    events_page_limit: int = _limits(
         "EVENTS_PAGE_LIMIT", 1000, "Most events one GET /api/v1/events returns.", min=1,
         max=100_000)
-    ingest_rate_limit: float = _env(
+    ingest_rate_limit: float = _limits(
         "INGEST_RATE_LIMIT", 10000.0,
         "Events per second one API key (or, with auth off, all publishers together) may "
         "ingest, shared by every node; 0 = unlimited.", min=0, max=10_000_000)
-    ingest_burst: int = _env(
+    ingest_burst: int = _limits(
         "INGEST_BURST", 20000,
         "Events a key may send at once above INGEST_RATE_LIMIT (the token bucket's size).",
         min=1, max=100_000_000)
-    max_clients_per_node: int = _env(
+    max_clients_per_node: int = _limits(
         "MAX_CLIENTS_PER_NODE", 15000,
         "Socket.IO clients one node accepts; beyond it a connect is refused (node_full). "
         "Keep it below WORKER_CONNECTIONS so HTTP requests still get through.", min=1,
         max=1_000_000)
-    max_pending_connections: int = _env(
+    max_pending_connections: int = _limits(
         "MAX_PENDING_CONNECTIONS", 4000,
         "Connections one node holds that have not completed the Socket.IO connect yet "
         "(room for a burst of reconnects); beyond it a new one is refused (401). "
         "MAX_CLIENTS_PER_NODE plus this stays below WORKER_CONNECTIONS.", min=1, max=1_000_000)
-    handshake_timeout: float = _env(
+    handshake_timeout: float = _limits(
         "HANDSHAKE_TIMEOUT", 20.0,
         "Seconds a connection may stay open without completing the Socket.IO connect (with "
         "a valid viewer token); then the node closes it. A busy node may take seconds to "
         "answer a burst of connects.", min=0.5, max=300)
-    max_agents_per_swarm: int = _env(
+    max_agents_per_swarm: int = _limits(
         "MAX_AGENTS_PER_SWARM", 1000,
         "Agents the state of one swarm holds; a batch that would add one more is refused "
         "(422).", min=1, max=1_000_000)
-    max_swarms: int = _env(
+    max_swarms: int = _limits(
         "MAX_SWARMS", 1000,
         "Swarms the event log knows (every swarm an event was ever sent for); a batch for "
         "one more is refused (422).", min=1, max=1_000_000)
-    max_open_tasks_per_swarm: int = _env(
+    max_open_tasks_per_swarm: int = _limits(
         "MAX_OPEN_TASKS_PER_SWARM", 2000,
         "Queued or running tasks the state of one swarm holds; a batch that would open one "
         "more is refused (422).", min=1, max=1_000_000)
 
-    # --- derived ---------------------------------------------------------------------
+    # derived from the settings above
     @property
     def node_name(self) -> str:
         return self.node_id or f"{socket.gethostname()}:{self.port}"

@@ -15,51 +15,14 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit
 from . import legacy, metrics
 from .auth.config import AuthConfig
 from .auth.socket import SocketGate
-from .batching import Subscription
-from .cursor import Cursor
 from .deadlines import Deadlines
-from .eventlog import Snapshot
-from .events import CHANNELS, valid_agent_id, valid_swarm_name
 from .node import Node
 from .ratelimit import MemoryRateLimiter
-from .relay import SubscribeError
 from .settings import Settings
 from .storewatch import STORE_STATUS_EVENT
+from .subscription import BadRequest, SubscribeError, from_payload
 
 log = logging.getLogger(__name__)
-
-
-class BadRequest(ValueError):
-    pass
-
-
-def parse_subscription(data: Any, *,
-                       unsubscribe: bool = False) -> tuple[Subscription, Cursor | None]:
-    """Check a subscribe/unsubscribe payload; raise :class:`BadRequest` saying what is wrong."""
-    if not isinstance(data, dict):
-        raise BadRequest("payload must be an object like {swarm, channels, agent_id?, since?}")
-    allowed = {"swarm", "channels", "agent_id", "since"}
-    unknown = sorted(str(k)[:32] for k in data if k not in allowed)
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
-    swarm = data.get("swarm")
-    if swarm != "*" and not valid_swarm_name(swarm):
-        raise BadRequest("swarm must be a swarm name or '*'")
-    channels = data.get("channels", list(CHANNELS))
-    if (not isinstance(channels, list) or not channels
-            or not all(isinstance(c, str) and c in CHANNELS for c in channels)):
-        raise BadRequest(f"channels must be a non-empty list of {', '.join(CHANNELS)}")
-    agent_id = data.get("agent_id")
-    if agent_id is not None and not valid_agent_id(agent_id):
-        raise BadRequest("agent_id must match [A-Za-z0-9_.:@/-]{1,128}")
-    since = data.get("since")
-    cursor = None
-    if since is not None and not unsubscribe:
-        try:
-            cursor = Cursor.decode(since)
-        except ValueError as exc:
-            raise BadRequest(f"since: {exc}") from None
-    return Subscription(str(swarm), frozenset(channels), agent_id), cursor
 
 
 def _one_payload(extra: tuple[Any, ...]) -> None:
@@ -102,10 +65,6 @@ def _rate_limited(s: Settings, retry_after: float) -> dict[str, Any]:
             "detail": f"more than SUBSCRIBE_BURST={s.subscribe_burst} subscribes at once or "
                       f"SUBSCRIBE_RATE_LIMIT={s.subscribe_rate_limit:g}/s on this "
                       f"connection; retry after {wait:g} s"}
-
-
-def _snapshot_view(sub: Subscription, snap: Snapshot) -> dict[str, Any]:
-    return snap.view(sub.agent_id)
 
 
 def register(socketio: SocketIO, node: Node) -> None:
@@ -154,7 +113,7 @@ def register(socketio: SocketIO, node: Node) -> None:
         compat.subscribing(request.sid)  # type: ignore[attr-defined]
         try:
             _one_payload(extra)
-            sub, since = parse_subscription(data)
+            sub, since = from_payload(data)
             refusal = gate.refusal(request.sid, sub.swarm)  # type: ignore[attr-defined]
             if refusal is not None:
                 metrics.SUBSCRIBE.labels(outcome=refusal["error"]).inc()
@@ -163,7 +122,7 @@ def register(socketio: SocketIO, node: Node) -> None:
             if not decision.allowed:  # each one may read the log: bound how often
                 metrics.SUBSCRIBE.labels(outcome="rate_limited").inc()
                 return _rate_limited(s, decision.retry_after)
-            ack = relay.subscribe(request.sid, sub, since, _snapshot_view)  # type: ignore[attr-defined]
+            ack = relay.subscribe(request.sid, sub, since)  # type: ignore[attr-defined]
         except BadRequest as exc:
             metrics.SUBSCRIBE.labels(outcome="bad_request").inc()
             return {"ok": False, "error": "bad_request", "detail": str(exc)}
@@ -177,7 +136,7 @@ def register(socketio: SocketIO, node: Node) -> None:
     def on_unsubscribe(data: Any = None, *extra: Any) -> dict[str, Any]:
         try:
             _one_payload(extra)
-            sub, _ = parse_subscription(data, unsubscribe=True)
+            sub, _ = from_payload(data, unsubscribe=True)
         except BadRequest as exc:
             return {"ok": False, "error": "bad_request", "detail": str(exc)}
         rooms = relay.unsubscribe(request.sid, sub.swarm, sub.agent_id)  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import requests
@@ -55,25 +55,21 @@ def ask_peer(address: str, timeout: float) -> bool:
         return False
 
 
+@dataclass(eq=False)
 class StoreWatch:
-    def __init__(self, ping: Callable[[], bool], peers: Callable[[], Iterable[str]], *,
-                 grace: float, peer_timeout: float, ping_timeout: float,
-                 notify: Callable[[dict[str, Any]], None] = lambda status: None,
-                 on_back: Callable[[], None] = lambda: None,
-                 ask: Callable[[str, float], bool] = ask_peer,
-                 clock: Callable[[], float] = time.time):
-        self.ping = ping
-        self.peers = peers
-        self.grace = grace
-        self.peer_timeout = peer_timeout
-        self.ping_timeout = ping_timeout
-        self.notify = notify
-        self.on_back = on_back
-        self.ask = ask
-        self.clock = clock
-        self.checked = False
-        self.reached = False  # Redis answered at least once since start
-        self.outage: Outage | None = None
+    ping: Callable[[], bool]  # a fresh ping on the health connections
+    peers: Callable[[], Iterable[str]]  # the other live nodes' addresses
+    _: KW_ONLY
+    grace: float  # REDIS_OUTAGE_GRACE
+    peer_timeout: float  # PEER_CHECK_TIMEOUT
+    ping_timeout: float  # REDIS_TIMEOUT
+    notify: Callable[[dict[str, Any]], None] = lambda status: None
+    on_back: Callable[[], None] = lambda: None
+    ask: Callable[[str, float], bool] = ask_peer
+    clock: Callable[[], float] = time.time
+    checked: bool = field(default=False, init=False)
+    reached: bool = field(default=False, init=False)  # Redis answered at least once since start
+    outage: Outage | None = field(default=None, init=False)
 
     # --- one round ------------------------------------------------------------------------
     def check(self) -> None:
@@ -119,15 +115,6 @@ class StoreWatch:
     def _gauge(self, scope: str | None) -> None:
         for name in SCOPES:
             metrics.REDIS_OUTAGE.labels(scope=name).set(1 if name == scope else 0)
-
-    def run(self, sleep: Callable[[float], None], interval: float,
-            running: Callable[[], bool]) -> None:
-        while running():
-            try:
-                self.check()
-            except Exception:  # the watch must outlive a bug in one round
-                log.exception("store watch round failed")
-            sleep(interval)
 
     # --- what it found ------------------------------------------------------------------
     @property

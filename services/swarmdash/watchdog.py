@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import metrics
+from .loops import every
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 1.0  # how often queues are looked at; the limits are settings
@@ -58,12 +59,8 @@ class SlowConsumerWatchdog:
 
     def run(self) -> None:
         self.running = True
-        while self.running:
-            self.sleep(CHECK_INTERVAL_S)
-            try:
-                self.check()
-            except Exception:  # the watchdog must outlive any one connection
-                log.exception("slow-consumer check failed")
+        every(CHECK_INTERVAL_S, self.check, sleep=self.sleep, running=lambda: self.running,
+              what="slow-consumer check")
 
     def check(self) -> int:
         """Close every connection over a limit that stalls or stays over it; return how

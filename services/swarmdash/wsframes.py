@@ -87,8 +87,6 @@ class FrameCache:
         self.budget = budget
         self.message_max = message_max
         self.size = 0
-        self.hits = 0
-        self.misses = 0
         self._entries: OrderedDict[tuple[int | None, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -100,11 +98,9 @@ class FrameCache:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
-                self.hits += 1
                 return found
         frame = text_frame(message, bits)
         with self._lock:
-            self.misses += 1
             if key not in self._entries:
                 self._entries[key] = frame
                 self.size += len(message) + len(frame)

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, settings
 from swarmdash.app import create_app
 from swarmdash.auth.apikeys import key_hash
 from swarmdash.auth.tokens import issue_token
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.keys import Keys
 from swarmdash.node import Node, node_of
+from swarmdash.redisconn import connect
 from swarmdash.settings import load_settings
 from tests.fuzz.strategies import SCOPED_SWARM
 from tests.helpers import Node as LiveNode

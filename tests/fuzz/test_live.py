@@ -19,8 +19,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.keys import Keys
+from swarmdash.redisconn import connect
 from tests.fuzz.checks import check_error_body, check_ingest
 from tests.fuzz.conftest import LIMITS, LIVE_EXAMPLES, Credentials, fuzz
 from tests.fuzz.strategies import (

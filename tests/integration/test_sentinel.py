@@ -21,9 +21,9 @@ import pytest
 import redis
 import requests
 
+from swarmdash.backends import open_event_log
 from swarmdash.eventlog import BackendUnavailable
 from swarmdash.eventlog.base import BatchKey
-from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.events import batch_digest, validate_batch
 from swarmdash.settings import load_settings
 from tests.helpers import (
@@ -193,7 +193,7 @@ def test_a_retry_is_stored_when_the_failover_lost_the_first_attempt(
         sentinel: SentinelRedis, tmp_path: Path) -> None:
     settings = load_settings({"REDIS_URL": sentinel.url, "INGEST_MIN_REPLICAS": "1",
                               "INGEST_REPLICA_TIMEOUT_MS": "300"}, env_file=None)
-    log = RedisEventLog.from_settings(settings)
+    log = open_event_log(settings)
     try:
         log.append(stored(0))  # replicated
         lost = stored(1)  # one batch, sent again as is: same key, same digest

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from swarmdash.eventlog import EventLog, MemoryEventLog, StateLimits
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.keys import Keys
+from swarmdash.redisconn import connect
 from tests import statelimits
 from tests.helpers import RedisServer
 from tests.statelimits import LogFactory

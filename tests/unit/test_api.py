@@ -11,8 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from swarmdash.cursor import Cursor, parse_id
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.node import Node, node_of
+from swarmdash.redisconn import connect
+from swarmdash.subscription import AHEAD
 
 
 @pytest.fixture
@@ -208,6 +210,14 @@ def test_events_bad_query_is_a_400(http: FlaskClient, query: str) -> None:
     res = http.get(f"/api/v1/events?{query}")
     assert res.status_code == 400
     assert res.get_json()["error"]
+
+
+def test_events_refuses_a_cursor_ahead_of_the_stream(http: FlaskClient, ev: Any) -> None:
+    post(http, [ev.log()])
+    res = http.get("/api/v1/events?since=99999999999999-0")
+    assert res.status_code == 400
+    assert res.get_json()["error"] == AHEAD == \
+        "since: cursor is ahead of the stream (not issued here)"  # as docs/protocol.md says
 
 
 # --- health and metrics ---------------------------------------------------------------------

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from swarmdash.batching import Emission, Room, Subscription, replay_emissions
+from swarmdash.batching import Emission, Room, replay_emissions
 from swarmdash.cursor import Cursor, StreamId, format_id, parse_id
 from swarmdash.events import AGENT_CRITICAL, CHANNELS, SYSTEM_ALERT, channel_key
+from swarmdash.subscription import Subscription
 
 WINDOWS = {"agent": 0.2, "task": 0.2, "metric": 0.5, "log": 1.0}
 ALL = frozenset(CHANNELS)
@@ -370,10 +371,3 @@ def test_replay_splits_at_max_batch() -> None:
 def test_replay_of_nothing_is_nothing() -> None:
     assert replay_emissions(Subscription("alpha", ALL), [], "1-0", now=0.0, max_batch=5) == []
 
-
-def test_subscription_room_names_and_identity() -> None:
-    a = Subscription("alpha", frozenset({"log", "agent"}))
-    b = Subscription("alpha", frozenset({"agent", "log"}))
-    assert a.room == b.room == "sub|alpha||agent,log"
-    assert Subscription("alpha", ALL, "x").identity == ("alpha", "x")
-    assert Subscription("*", ALL).matches({**ev("log", swarm="zeta")})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarmdash.cursor import KEYS, ZERO, Cursor, format_id, parse_id
+from swarmdash.cursor import KEYS, ZERO, Cursor, event_id, format_id, parse_id
 
 
 def test_parse_and_format_ids() -> None:
@@ -12,6 +12,7 @@ def test_parse_and_format_ids() -> None:
     assert parse_id("42") == (42, 0)
     assert format_id((5, 0)) == "5-0"
     assert parse_id(format_id((2**64 - 1, 2**64 - 1))) == (2**64 - 1, 2**64 - 1)
+    assert event_id({"type": "log", "id": "1700000000000-3"}) == (1700000000000, 3)
 
 
 @pytest.mark.parametrize("text", ["", "abc", "1-", "-1", "1-2-3", " 1-0", "1-0 ", "1-0\n",

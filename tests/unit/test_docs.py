@@ -49,6 +49,8 @@ OTHER_VARIABLES = {
     "SWARMDASH_PLAIN_BIND": "", "SWARMDASH_STATS_BIND": "", "SWARMDASH_TLS_CERT": "",
     "SWARMDASH_NODES_FQDN": "", "SWARMDASH_NODE_PORT": "",
     "SWARMDASH_NODE": "HAProxy's stickiness cookie",
+    "SWARMDASH_REDIS_ADDRESS": "infra/compose-secrets.sh's Redis hosts, for Kubernetes",
+    "SWARMDASH_SENTINEL_ADDRESSES": "",
     "SWARMDASH_ROUTE": "Apache's stickiness cookie",
     "SWARMDASH_MAX_FAILS": "nginx/render.sh's options", "SWARMDASH_FAIL_TIMEOUT": "",
     "SWARMDASH_DOCS_SCREENSHOT": "the browser test that refreshes the README's picture",
@@ -371,3 +373,76 @@ def test_the_table_check_catches_what_was_missing() -> None:
         "watch: no --token", "cluster: no kill-node",
         "cluster: --stickiness lists ['source', 'cookie'], not all of "
         "['source', 'cookie', 'none']", "no row for `swarmdash token`"]
+
+
+# --- the module map of architecture.md ------------------------------------------------------
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+PACKAGE = ROOT / "services" / "swarmdash"
+_MAP_LINE = re.compile(r"^(?P<indent> *)(?P<name>[\w.-]+/?)(?:\s{2,}\S.*)?$")
+#: Kinds of files the map must name one by one; a folder of anything else (pages, scripts,
+#: styles) is named as a whole.
+_MAPPED = (".py", ".lua")
+
+
+def module_map(doc: Path) -> set[str]:
+    """Paths, relative to the package, that the first code block under "## Module map" names.
+
+    The block starts with ``swarmdash/``; below it each line is ``<indent><name>  <what it
+    is>``, two more spaces of indent per folder level; a folder's name ends with ``/``.
+    """
+    block = doc.read_text().split("## Module map", 1)[1].split("```", 2)[1]
+    named: set[str] = set()
+    folders: list[str] = []
+    for line in block.splitlines()[2:]:
+        m = _MAP_LINE.match(line)
+        if not m:
+            continue
+        level = len(m.group("indent")) // 2 - 1
+        folders = folders[:level]
+        name = m.group("name")
+        named.add("/".join([*folders, name]))
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+    return named
+
+
+def module_map_problems(doc: Path, package: Path) -> list[str]:
+    """What the module map names that does not exist, and what exists that it does not name.
+
+    Every ``.py`` (but ``__init__.py``) and ``.lua`` file must be named, with its folder; a
+    folder named with nothing below it (pages, scripts) stands for all it holds.
+    """
+    named = module_map(doc)
+    whole = {n for n in named if n.endswith("/") and not any(
+        other.startswith(n) and other != n for other in named)}
+    have = {f for f in whole if (package / f).is_dir()}
+    for path in package.rglob("*"):
+        rel_path = path.relative_to(package).as_posix()
+        if (path.suffix not in _MAPPED or path.name == "__init__.py"
+                or any(rel_path.startswith(f) for f in whole)):
+            continue
+        have.add(rel_path)
+        have.update(f"{parent.as_posix()}/" for parent in Path(rel_path).parents
+                    if parent != Path("."))
+    return ([f"named but missing: {n}" for n in sorted(named - have)]
+            + [f"not named: {h}" for h in sorted(have - named)])
+
+
+def test_the_module_map_matches_the_tree() -> None:
+    assert not module_map_problems(ARCHITECTURE, PACKAGE)
+
+
+def test_the_module_map_check_catches_a_missing_and_a_stale_module(tmp_path: Path) -> None:
+    package = tmp_path / "swarmdash"
+    (package / "eventlog").mkdir(parents=True)
+    (package / "static" / "vendor").mkdir(parents=True)
+    for name in ("__init__.py", "api.py", "relay.py", "eventlog/__init__.py",
+                 "eventlog/redis.py", "eventlog/ingest.lua", "static/page.js",
+                 "static/vendor/lib.js"):
+        (package / name).write_text("")
+    doc = tmp_path / "architecture.md"
+    doc.write_text("# A\n\n## Module map\n\n```\nswarmdash/\n  api.py      HTTP\n"
+                   "  sockets.py  handlers\n  eventlog/   the log\n    redis.py  streams\n"
+                   "    ingest.lua  atomic append\n  static/     the page\n```\n")
+    assert module_map_problems(doc, package) == ["named but missing: sockets.py",
+                                                 "not named: relay.py"]

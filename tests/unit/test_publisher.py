@@ -9,8 +9,9 @@ import pytest
 from swarmdash import Publisher, PublishResult
 from swarmdash.cursor import ZERO, parse_id
 from swarmdash.eventlog import BackendUnavailable, IdempotencyConflict
-from swarmdash.eventlog.redis import RedisEventLog, connect
+from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.events import ValidationError, validate_batch
+from swarmdash.redisconn import connect
 from swarmdash.settings import load_settings
 
 

@@ -95,21 +95,35 @@ def parse(frame: bytes) -> tuple[int, bytes]:
 MESSAGE = '42["log_update_batch",{"batch":[' + '{"seq":1,"text":"é"},' * 500 + ']}]'
 
 
-def test_a_message_is_framed_once_and_inflates_back() -> None:
+@pytest.fixture
+def framed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The messages framed (encoded, deflated, given a header) since the test began."""
+    seen: list[str] = []
+    build = wsframes.text_frame
+
+    def spy(message: str, bits: int | None) -> bytes:
+        seen.append(message)
+        return build(message, bits)
+
+    monkeypatch.setattr(wsframes, "text_frame", spy)
+    return seen
+
+
+def test_a_message_is_framed_once_and_inflates_back(framed: list[str]) -> None:
     cache = wsframes.FrameCache()
     frame = cache.get(MESSAGE, 15)
     first, payload = parse(frame)
     assert first == 0xC1, "FIN, RSV1 (compressed), text"
     assert inflate(payload).decode() == MESSAGE
     assert len(frame) < len(MESSAGE) / 10
-    assert cache.get(MESSAGE, 15) is frame and (cache.hits, cache.misses) == (1, 1)
+    assert cache.get(MESSAGE, 15) is frame and framed == [MESSAGE], "built once, then reused"
     plain = cache.get(MESSAGE, None)
     assert parse(plain) == (0x81, MESSAGE.encode()), "FIN, text, not compressed"
     small = wsframes.text_frame("40", None)
     assert small == b"\x81\x0240"
 
 
-def test_the_cache_stays_within_its_budget_and_skips_huge_messages() -> None:
+def test_the_cache_stays_within_its_budget_and_skips_huge_messages(framed: list[str]) -> None:
     cache = wsframes.FrameCache(budget=64 * 1024, message_max=16 * 1024)
     for i in range(100):
         cache.get(f"{i:04d}" * 1000, 15)  # 4 KB each
@@ -117,8 +131,10 @@ def test_the_cache_stays_within_its_budget_and_skips_huge_messages() -> None:
     huge = "y" * (80 * 1024)  # also: a 64-bit length
     assert inflate(parse(cache.get(huge, 15))[1]).decode() == huge
     assert parse(cache.get(huge, None))[1] == huge.encode()
+    framed.clear()
     cache.get(huge, 15)
-    assert cache.hits == 0, "a message over message_max is framed each time, not kept"
+    cache.get(huge, 15)
+    assert framed == [huge, huge], "a message over message_max is framed each time, not kept"
 
 
 def test_install_refuses_an_unknown_mode() -> None:

@@ -491,6 +491,7 @@ class LocalCluster:
             "SWARMDASH_STATS_BIND": f"127.0.0.1:{p.stats}",
             "SWARMDASH_TLS_CERT": str(self.cert),
             "SWARMDASH_STICKINESS": self.state.stickiness,
+            "SWARMDASH_ACCEPT_PROXY": "false",
             "SWARMDASH_MAX_NODES": str(MAX_NODES),
             "SWARMDASH_NODES_FQDN": NODES_FQDN,
             "SWARMDASH_NODE_PORT": str(p.node),

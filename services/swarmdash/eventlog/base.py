@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..cursor import StreamId, format_id, parse_id
 from ..events import TASK_FINISHED, Event
-from ..settings import Settings
-
-
-class BackendUnavailable(RuntimeError):
-    """The store cannot be reached: nothing was written; the caller may retry."""
 
 
 class IdempotencyConflict(ValueError):
@@ -36,34 +32,6 @@ class BatchKey:
     scope: str
     name: str
     digest: str
-
-
-class StateLimitExceeded(ValueError):
-    """A batch would take a swarm past a state limit: nothing of it was stored."""
-
-    def __init__(self, setting: str, swarm: str, limit: int):
-        if setting == "MAX_SWARMS":
-            what = f"swarm {swarm!r} would be one more than {setting}={limit} swarms"
-        else:
-            kind = "agents" if setting == "MAX_AGENTS_PER_SWARM" else "open tasks"
-            what = f"swarm {swarm!r} would hold more than {setting}={limit} {kind}"
-        super().__init__(f"{what}; nothing was accepted")
-        self.setting = setting
-        self.swarm = swarm
-        self.limit = limit
-
-
-@dataclass(frozen=True)
-class StateLimits:
-    """How much agent and task state one swarm may hold (both backends enforce it)."""
-
-    max_agents: int = 1000
-    max_open_tasks: int = 2000
-    max_swarms: int = 1000
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> StateLimits:
-        return cls(s.max_agents_per_swarm, s.max_open_tasks_per_swarm, s.max_swarms)
 
 
 @dataclass
@@ -92,6 +60,14 @@ def state_field(event: Event) -> tuple[str, str, bool] | None:
         status = event["data"]["status"]
         return "task", str(event["data"]["task_id"]), status in TASK_FINISHED
     return None
+
+
+def state_changes(events: Iterable[Event]) -> Iterator[tuple[Event, str, str, bool]]:
+    """(event, kind, hash field, finished) of each event that updates agent or task state."""
+    for event in events:
+        target = state_field(event)
+        if target is not None:
+            yield (event, *target)
 
 
 class EventLog(abc.ABC):

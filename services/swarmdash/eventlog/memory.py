@@ -14,15 +14,8 @@ from collections import OrderedDict
 
 from ..cursor import ZERO, StreamId, format_id
 from ..events import Event
-from .base import (
-    BatchKey,
-    EventLog,
-    IdempotencyConflict,
-    Snapshot,
-    StateLimitExceeded,
-    StateLimits,
-    state_field,
-)
+from .base import BatchKey, EventLog, IdempotencyConflict, Snapshot, state_changes
+from .limits import StateLimitExceeded, StateLimits
 
 
 class MemoryEventLog(EventLog):
@@ -64,16 +57,17 @@ class MemoryEventLog(EventLog):
                         raise IdempotencyConflict(key)
                     return list(stored_ids), True
             self._check_limits(events)
-            ids = []
+            batch: list[Event] = []
             for event in events:
                 sid = self._next_id()
                 self._last = sid
-                stored = {"id": format_id(sid), **event}
                 self._ids.append(sid)
-                self._events.append(stored)
-                ids.append(stored["id"])
+                batch.append({"id": format_id(sid), **event})
                 self._swarms.add(event["swarm"])
-                self._apply_state(stored)
+            self._events += batch
+            for stored, kind, name, finished in state_changes(batch):
+                self._apply_state(stored, kind, name, finished)
+            ids = [stored["id"] for stored in batch]
             excess = len(self._ids) - self._maxlen
             if excess > 0:
                 self._trimmed = self._ids[excess - 1]
@@ -107,11 +101,7 @@ class MemoryEventLog(EventLog):
         new_agents: dict[str, set[str]] = {}
         was_open: dict[tuple[str, str], bool] = {}
         now_open: dict[tuple[str, str], bool] = {}
-        for event in events:
-            target = state_field(event)
-            if target is None:
-                continue
-            kind, name, finished = target
+        for event, kind, name, finished in state_changes(events):
             swarm = event["swarm"]
             if kind == "agent":
                 if name not in self._agents.get(swarm, {}):
@@ -134,11 +124,7 @@ class MemoryEventLog(EventLog):
                 raise StateLimitExceeded("MAX_OPEN_TASKS_PER_SWARM", swarm,
                                          self._limits.max_open_tasks)
 
-    def _apply_state(self, event: Event) -> None:
-        target = state_field(event)
-        if target is None:
-            return
-        kind, name, finished = target
+    def _apply_state(self, event: Event, kind: str, name: str, finished: bool) -> None:
         swarm = event["swarm"]
         if kind == "agent":
             self._agents.setdefault(swarm, {})[name] = event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
@@ -13,25 +13,10 @@ from .. import codec
 from ..cursor import ZERO, StreamId, format_id, parse_id
 from ..events import Event, encode
 from ..keys import AGENTS_SUFFIX, TASKS_DONE_SUFFIX, TASKS_SUFFIX, Keys
-from ..redisconn import connect
-from ..settings import Settings
-from .base import (
-    BackendUnavailable,
-    BatchKey,
-    EventLog,
-    IdempotencyConflict,
-    Snapshot,
-    StateLimitExceeded,
-    StateLimits,
-    state_field,
-)
-from .replicas import ReplicasBehind, ReplicaWait
-
-T = TypeVar("T")
-
-#: Errors that mean "Redis is not usable right now" (as opposed to a bug in a command).
-_UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "OOM", "NOREPLICAS", "MASTERDOWN", "TRYAGAIN",
-                        "READONLY")
+from ..storeerror import redis_errors
+from .base import BatchKey, EventLog, IdempotencyConflict, Snapshot, state_field
+from .limits import StateLimitExceeded, StateLimits
+from .replicas import ReplicaWait
 
 
 def _script(name: str) -> str:
@@ -59,35 +44,6 @@ class RedisEventLog(EventLog):
         self._snapshot = conn.register_script(_script("snapshot.lua"))
         self.replicas = replicas or ReplicaWait(0, 0)
 
-    @classmethod
-    def from_settings(cls, s: Settings) -> RedisEventLog:
-        replicas = ReplicaWait(s.ingest_min_replicas, s.ingest_replica_timeout_ms)
-        keys = Keys(s.redis_key_prefix)
-        return cls(
-            connect(s.redis_url, s.redis_timeout, max_connections=s.redis_max_connections,
-                    read_timeout=s.redis_timeout + replicas.timeout_s),
-            keys=keys, maxlen=s.stream_maxlen, task_history=s.task_history,
-            idempotency_ttl=s.idempotency_ttl, idempotency_max_keys=s.idempotency_max_keys,
-            limits=StateLimits.from_settings(s),
-            blocking_conn=connect(s.redis_url, s.redis_timeout,
-                                  read_timeout=(s.redis_timeout + s.relay_block_ms / 1000
-                                                + replicas.timeout_s),
-                                  max_connections=2),
-            health_conn=connect(s.redis_url, s.redis_timeout, max_connections=2),
-            replicas=replicas)
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendUnavailable(f"redis unreachable: {exc}") from exc
-        except ReplicasBehind as exc:
-            raise BackendUnavailable(str(exc)) from exc
-        except redis.ResponseError as exc:
-            if str(exc).startswith(_UNAVAILABLE_REPLIES):
-                raise BackendUnavailable(f"redis not ready: {exc}") from exc
-            raise
-
     def append_once(self, events: list[Event], key: BatchKey | None
                     ) -> tuple[list[str], bool]:
         ttl = self.idempotency_ttl if key is not None else 0
@@ -104,14 +60,15 @@ class RedisEventLog(EventLog):
                      encode(event)]
         keys = [self.keys.stream, self.keys.swarms, self.keys.idempotency(scope, name),
                 self.keys.idempotency_index(scope)]
-        if not self.replicas.needed:
-            reply = self._call(lambda: self._ingest(keys=keys, args=args))
-        else:
-            # The script and WAIT on one connection: WAIT counts the replicas holding this
-            # connection's writes. A batch stored earlier under the key (a retry) may not be
-            # replicated yet, so a duplicate answer waits for a fresh mark instead.
-            reply = self._call(lambda: self.replicas.run(
-                self.redis, lambda pipe: self._ingest(keys=keys, args=args, client=pipe)))
+        with redis_errors():
+            if not self.replicas.needed:
+                reply = self._ingest(keys=keys, args=args)
+            else:
+                # The script and WAIT on one connection: WAIT counts the replicas holding this
+                # connection's writes. A batch stored earlier under the key (a retry) may not
+                # be replicated yet, so a duplicate answer waits for a fresh mark instead.
+                reply = self.replicas.run(
+                    self.redis, lambda pipe: self._ingest(keys=keys, args=args, client=pipe))
         if int(reply[0]) == 2:
             raise StateLimitExceeded(reply[1], reply[2], int(reply[3]))
         if int(reply[0]) == 3:
@@ -119,7 +76,8 @@ class RedisEventLog(EventLog):
             raise IdempotencyConflict(key)
         seen, joined = reply
         if int(seen) and self.replicas.needed:
-            self._call(lambda: self.replicas.run(self.redis, None, self.keys.replication_mark))
+            with redis_errors():
+                self.replicas.run(self.redis, None, self.keys.replication_mark)
         return joined.split(","), bool(int(seen))
 
     @staticmethod
@@ -131,12 +89,13 @@ class RedisEventLog(EventLog):
             out.append(event)
         return out
 
+    @redis_errors()
     def _replicated(self, conn: redis.Redis, command: Callable[[Any], Any]) -> Any:
         """Run a read; with INGEST_MIN_REPLICAS, return it only once that many replicas hold
         everything it saw (a mark written after it on the same connection, then WAIT)."""
         if not self.replicas.needed:
-            return self._call(lambda: command(conn))
-        return self._call(lambda: self.replicas.run(conn, command, self.keys.replication_mark))
+            return command(conn)
+        return self.replicas.run(conn, command, self.keys.replication_mark)
 
     def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:
         stream = self.keys.stream
@@ -155,10 +114,11 @@ class RedisEventLog(EventLog):
 
     def _info(self) -> dict[str, Any]:
         try:
-            info: dict[str, Any] = self._call(lambda: self.redis.xinfo_stream(self.keys.stream))
+            with redis_errors():
+                info: Any = self.redis.xinfo_stream(self.keys.stream)
         except redis.ResponseError:  # no such key yet
             return {}
-        return info
+        return dict(info)
 
     def last_id(self) -> StreamId:
         return self._last_of(self._info())

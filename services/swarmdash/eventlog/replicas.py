@@ -18,9 +18,10 @@ from typing import Any
 import redis
 
 from .. import metrics
+from ..storeerror import BackendUnavailable
 
 
-class ReplicasBehind(RuntimeError):
+class ReplicasBehind(BackendUnavailable):
     """Fewer replicas than required acknowledged in time (the caller may retry)."""
 
 
