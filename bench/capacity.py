@@ -34,9 +34,9 @@ from typing import Any
 
 import redis
 
+from swarmdash.cluster.processes import wait_until
+from swarmdash.cluster.redis import redis_binary, server_conf
 from swarmdash.keys import Keys
-from swarmdash.localredis import redis_binary, server_conf
-from swarmdash.processes import wait_until
 from swarmdash.settings import load_settings
 
 from . import capacity_report, procstat
@@ -219,8 +219,9 @@ class Scenario:
                              workdir / f"reader{i}.log") for i in range(k)]
             w = json.dumps(replace(self.size.workload, tick_ms=step.tick_ms).to_dict())
             duration = self.size.warm_s + self.size.measure_s
-            publisher = Child(["bench.publisher", "--sink", "swarmdash", "--redis-url",
-                               server.url, "--workload", w, "--duration", str(duration)],
+            publisher = Child(["bench.loadgen.event_source", "--sink", "swarmdash",
+                               "--redis-url", server.url, "--workload", w,
+                               "--duration", str(duration)],
                               workdir / "publisher.log")
             d = self._measured(server, [r.proc.pid for r in readers])
             published = publisher.finish(terminate=False, timeout=duration + 60)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib
 import re
+import runpy
 import secrets
 import shutil
 import socket
@@ -24,13 +24,13 @@ import redis
 import yaml
 from flask import Flask
 
-from swarmdash import gunicorn_conf
 from swarmdash.app import create_app
 from swarmdash.eventlog import EventLog
 from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.hosts import HostPolicy
 from swarmdash.node import node_of
 from swarmdash.redisconn import connect
+from swarmdash.serving import config_file
 from swarmdash.settings import Settings, check_serving, describe, load_settings, parse_sentinel_url
 from tests.helpers import ROOT, Process, free_port, wait_for
 
@@ -52,6 +52,12 @@ SETTINGS = {row[0] for row in describe()}
 DEFAULTS = Settings()
 #: A Secret created outside kustomize (docs/deployment.md: `kubectl create secret tls`).
 EXTERNAL_SECRETS = {"swarmdash-tls": {"tls.crt", "tls.key"}}
+
+
+def gunicorn_config() -> dict[str, Any]:
+    """The node's gunicorn config (infra/gunicorn.conf.py) as gunicorn reads it: run now,
+    with the settings of the environment."""
+    return runpy.run_path(str(config_file()))
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +183,7 @@ def test_the_probes_ask_what_the_node_serves_with_the_health_semantics(
     assert probe_get(cut_off, ready) == 503
     assert probe_get(cut_off, alive) == 200
     # a hung worker is restarted no sooner than gunicorn's own worker timeout
-    assert alive["periodSeconds"] * alive["failureThreshold"] >= gunicorn_conf.timeout
+    assert alive["periodSeconds"] * alive["failureThreshold"] >= gunicorn_config()["timeout"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -204,13 +210,10 @@ def test_the_ports_are_the_settings_and_gunicorn_binds_them(
         if not name.endswith("_FILE") and "$(" not in value:
             monkeypatch.setenv(name, value)
     monkeypatch.setenv("SWARMDASH_ENV_FILE", "/nonexistent")
-    try:
-        conf = importlib.reload(gunicorn_conf)
-        assert conf.bind == f"0.0.0.0:{DEFAULTS.port}"
-        assert conf.workers == 1 and conf.worker_class == "gevent"
-    finally:
-        monkeypatch.undo()
-        importlib.reload(gunicorn_conf)
+    conf = gunicorn_config()
+    monkeypatch.undo()
+    assert conf["bind"] == f"0.0.0.0:{DEFAULTS.port}"
+    assert conf["workers"] == 1 and conf["worker_class"] == "gevent"
     service = find(production, "Service", "swarmdash-nodes")
     assert service["spec"]["clusterIP"] == "None"  # headless: one DNS record per pod
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]

@@ -44,7 +44,7 @@ def answer(packet: bytes, name: str, addresses: list[str]) -> bytes:
     elif question.rdtype == dns.rdatatype.A and addresses:
         response.answer.append(dns.rrset.from_text_list(question.name, TTL_SECONDS, "IN", "A",
                                                         addresses))
-    return response.to_wire()
+    return response.to_wire(want_shuffle=False)  # in the state file's order
 
 
 def state_addresses(state_file: Path) -> list[str]:
