@@ -109,6 +109,17 @@ class State:
                    redis=raw.get("redis", "single"))
 
 
+class LoopbackUrl:
+    """``cluster.http_url`` and the like: the URL of one of the cluster's ports (a field of
+    :class:`Ports`) on 127.0.0.1."""
+
+    def __init__(self, port: str, scheme: str = "http"):
+        self.port, self.scheme = port, scheme
+
+    def __get__(self, cluster: LocalCluster, owner: type | None = None) -> str:
+        return f"{self.scheme}://127.0.0.1:{getattr(cluster.state.ports, self.port)}"
+
+
 class LocalCluster:
     def __init__(self, workdir: Path, nodes: int = 3, *, ports: Ports | None = None,
                  net: str = "127.0.1", stickiness: str = "source",
@@ -153,17 +164,10 @@ class LocalCluster:
     def logs(self) -> Path:
         return self.dir / "logs"
 
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.state.ports.plain}"
-
-    @property
-    def https_url(self) -> str:
-        return f"https://127.0.0.1:{self.state.ports.https}"
-
-    @property
-    def stats_url(self) -> str:
-        return f"http://127.0.0.1:{self.state.ports.stats}"
+    http_url = LoopbackUrl("plain")
+    https_url = LoopbackUrl("https", "https")
+    stats_url = LoopbackUrl("stats")
+    prometheus_url = LoopbackUrl("prometheus")
 
     @property
     def redis_url(self) -> str:
@@ -186,10 +190,6 @@ class LocalCluster:
     def primary_url(self) -> str:
         """A plain redis:// URL of the current primary (what redis-cli and checks use)."""
         return self.topology.primary_url() if self.sentinel else self.redis_url
-
-    @property
-    def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.state.ports.prometheus}"
 
     @property
     def cert(self) -> Path:
