@@ -1,4 +1,4 @@
-# One SwarmDash node: gunicorn with one gevent worker (infra/gunicorn.conf.py).
+# One SwarmDash node: gunicorn with one gevent worker (swarmdash/gunicorn_conf.py).
 # Settings come from the environment (docker-compose.yml, or `docker run -e ...`).
 FROM python:3.11.14-slim-bookworm
 
@@ -19,7 +19,6 @@ WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY services ./services
 RUN pip install -c constraints.txt . && rm -rf /app/services /app/build
-COPY infra/gunicorn.conf.py ./infra/gunicorn.conf.py
 
 USER swarmdash
 EXPOSE 8050
@@ -30,4 +29,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request as r; sys.exit(0 if r.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8050'), timeout=2).status == 200 else 1)"]
 
-ENTRYPOINT ["gunicorn", "-c", "infra/gunicorn.conf.py", "swarmdash.wsgi:app"]
+ENTRYPOINT ["gunicorn", "-c", "python:swarmdash.gunicorn_conf", "swarmdash.wsgi:app"]

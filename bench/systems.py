@@ -122,9 +122,9 @@ class BenchCluster(LocalCluster):
         root = Path(s.source) if s.source else REPO
         if s.source:
             env = {**env, "PYTHONPATH": str(root / "services")}
-        if s.engine == "gevent":  # the production server: gunicorn with infra/gunicorn.conf.py
-            config = root / "infra" / "gunicorn.conf.py"
-            return [sys.executable, "-m", "gunicorn", "-c", str(config), "swarmdash.wsgi:app"], env
+        if s.engine == "gevent":  # the production server: gunicorn with the node's config
+            return [sys.executable, "-m", "gunicorn", "-c", "python:swarmdash.gunicorn_conf",
+                    "swarmdash.wsgi:app"], env
         return [sys.executable, "-m", "swarmdash.cli", "serve"], {**env, "ASYNC_MODE": s.engine}
 
     def _start_node(self, node: NodeInfo) -> None:

@@ -179,7 +179,8 @@ def node_env(redis_url: str, node_id: str, port: int, *, auth: bool = False,
 @dataclass
 class Node:
     name: str
-    engine: str  # "gunicorn" (-c infra/gunicorn.conf.py), or swarmdash serve's "gevent"/"eventlet"
+    # "gunicorn" (-c python:swarmdash.gunicorn_conf), or swarmdash serve's "gevent"/"eventlet"
+    engine: str
     port: int
     process: Process
 

@@ -1,5 +1,5 @@
 """Run a node under gunicorn's gevent worker from inside the ``swarmdash`` command, with the
-config production runs (``infra/gunicorn.conf.py``).
+config production runs (:mod:`swarmdash.gunicorn_conf`).
 
 The app is built by ``loader`` in the worker, after gevent has patched that process; the
 master stays unpatched, as gunicorn expects.
@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import runpy
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from .settings import Settings
 
-CONFIG = Path("infra") / "gunicorn.conf.py"
+#: gunicorn's ``-c`` for the node's config, a module of the package (works from a wheel).
+CONFIG = "python:swarmdash.gunicorn_conf"
 
 
-def config_file() -> Path:
-    """The node's gunicorn config, ``infra/gunicorn.conf.py``: of this checkout, or of the
-    current directory (the image's ``/app``)."""
-    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (root / CONFIG).is_file():
-            return root / CONFIG
-    raise SystemExit(f"{CONFIG} not found: run from a SwarmDash checkout (or the image's /app)")
+def gunicorn_config() -> dict[str, Any]:
+    """The node's gunicorn settings as gunicorn reads them: the module run now, with the
+    settings of the environment."""
+    return runpy.run_module(CONFIG.removeprefix("python:"))
 
 
 class NodeApplication(BaseApplication):
@@ -35,7 +32,7 @@ class NodeApplication(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        for name, value in runpy.run_path(str(config_file())).items():
+        for name, value in gunicorn_config().items():
             if name in self.cfg.settings:
                 self.cfg.set(name, value)
         # the command line may have changed host/port: those win over the environment

@@ -1,4 +1,4 @@
-"""The gunicorn entry: ``gunicorn -c infra/gunicorn.conf.py swarmdash.wsgi:app``.
+"""The gunicorn entry: ``gunicorn -c python:swarmdash.gunicorn_conf swarmdash.wsgi:app``.
 
 The engine is chosen here (gevent, matching ``worker_class`` in the gunicorn config);
 gunicorn's gevent worker has monkey-patched the process before this module is imported.

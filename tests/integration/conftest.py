@@ -3,7 +3,7 @@
 Auth is on: clients send the test viewer token (DashClient does), publishers the test API
 key (``AGENT_HEADERS``).
 Two nodes run under gunicorn's gevent worker (one started as in production with
-``gunicorn -c infra/gunicorn.conf.py``, one by ``swarmdash serve``), one under eventlet via
+``gunicorn -c python:swarmdash.gunicorn_conf``, one by ``swarmdash serve``), one under eventlet via
 ``swarmdash serve``: the cluster must work with mixed engines.
 """
 

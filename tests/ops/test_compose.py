@@ -242,7 +242,7 @@ def test_dockerfile_runs_gunicorn_as_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0"), "the node must not run as root"
     [entry] = re.findall(r"^ENTRYPOINT\s+(\[.*\])", text, re.M)
-    assert json.loads(entry) == ["gunicorn", "-c", "infra/gunicorn.conf.py",
+    assert json.loads(entry) == ["gunicorn", "-c", "python:swarmdash.gunicorn_conf",
                                  "swarmdash.wsgi:app"]
     assert re.search(r"^RUN pip install -c constraints\.txt \.", text, re.M)
     assert "HEALTHCHECK" in text

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import re
-import runpy
 import secrets
 import shutil
 import socket
@@ -30,7 +29,7 @@ from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.hosts import HostPolicy
 from swarmdash.node import node_of
 from swarmdash.redisconn import connect
-from swarmdash.serving import config_file
+from swarmdash.serving import gunicorn_config
 from swarmdash.settings import Settings, check_serving, describe, load_settings, parse_sentinel_url
 from tests.helpers import ROOT, Process, free_port, wait_for
 
@@ -52,12 +51,6 @@ SETTINGS = {row[0] for row in describe()}
 DEFAULTS = Settings()
 #: A Secret created outside kustomize (docs/deployment.md: `kubectl create secret tls`).
 EXTERNAL_SECRETS = {"swarmdash-tls": {"tls.crt", "tls.key"}}
-
-
-def gunicorn_config() -> dict[str, Any]:
-    """The node's gunicorn config (infra/gunicorn.conf.py) as gunicorn reads it: run now,
-    with the settings of the environment."""
-    return runpy.run_path(str(config_file()))
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,8 @@ def test_unit_restarts_reads_its_environment_file_and_stops_after_the_graceful_t
     assert any(f.lstrip("-") == "/etc/swarmdash/swarmdash.env" for f in svc["EnvironmentFile"])
     assert svc["User"][0] not in ("root", "0") and svc["Group"][0] not in ("root", "0")
     [exec_start] = svc["ExecStart"]
-    assert exec_start.endswith("/.venv/bin/gunicorn -c infra/gunicorn.conf.py swarmdash.wsgi:app")
+    assert exec_start.endswith(
+        "/.venv/bin/gunicorn -c python:swarmdash.gunicorn_conf swarmdash.wsgi:app")
     stop = int(re.fullmatch(r"(\d+)s?", svc["TimeoutStopSec"][0]).group(1))  # type: ignore[union-attr]
     assert stop > Settings().graceful_timeout + 5, "systemd would kill a node still draining"
     for key, value in HARDENING.items():

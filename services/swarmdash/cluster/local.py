@@ -31,6 +31,7 @@ import dns.query
 import redis as redis_lib
 import requests
 
+from ..serving import CONFIG
 from . import ClusterError
 from .ports import MAX_NODES, REDIS_MODES, Ports
 from .processes import Processes, Timeout, pid_alive, port_free, wait_until
@@ -58,8 +59,7 @@ def repo_root() -> Path:
 
 def node_command() -> list[str]:
     """How a node runs: gunicorn with the repository's config (as in production)."""
-    return [sys.executable, "-m", "gunicorn", "-c",
-            str(repo_root() / "infra" / "gunicorn.conf.py"), "swarmdash.wsgi:app"]
+    return [sys.executable, "-m", "gunicorn", "-c", CONFIG, "swarmdash.wsgi:app"]
 
 
 def wait_healthy(name: str, url: str, alive: Callable[[], bool], log: Callable[[], str],

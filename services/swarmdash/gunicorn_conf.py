@@ -1,6 +1,7 @@
-"""gunicorn config of a SwarmDash node: ``gunicorn -c infra/gunicorn.conf.py swarmdash.wsgi:app``.
+"""gunicorn config of a SwarmDash node, installed with the package:
+``gunicorn -c python:swarmdash.gunicorn_conf swarmdash.wsgi:app``.
 
-``swarmdash serve`` and ``swarmdash demo`` run this file too (``swarmdash/serving.py``), so
+``swarmdash serve`` and ``swarmdash demo`` run this module too (``swarmdash/serving.py``), so
 every way of running a node runs the same server. Values come from the node's settings
 (environment / .env): a node is configured in one place.
 """
