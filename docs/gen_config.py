@@ -39,7 +39,7 @@ COMPOSE_DOCS = {
     "SWARMDASH_PLAIN_PORT": "Host port of HAProxy's plain HTTP (no redirect).",
     "SWARMDASH_VERSION": "Tag of the swarmdash image built from the Dockerfile.",
     "SWARMDASH_NODE_REDIS_URL_FILE": "The file holding the nodes' REDIS_URL (a secret made "
-                                     "by infra/compose-secrets.sh): ./secrets/node_redis_url, "
+                                     "by infra/secrets/generate.sh): ./secrets/node_redis_url, "
                                      "or with the profile sentinel "
                                      "./secrets/node_redis_url_sentinel.",
     "GRAFANA_ADMIN_USER": "Grafana's admin user.",

@@ -5,7 +5,7 @@
 # gave this server, the primary it moved to), so a restart never makes a second primary.
 #   start.sh redis      REDIS_REPLICA_OF=<primary host> for a replica
 #   start.sh sentinel
-# Users and passwords come from the secrets of infra/compose-secrets.sh (/run/secrets).
+# Users and passwords come from the secrets of infra/secrets/generate.sh (/run/secrets).
 set -eu
 kind="$1"
 conf="/data/$kind.conf"
@@ -13,7 +13,7 @@ if [ ! -f "$conf" ]; then
   cp "/usr/local/etc/redis/$kind.conf" "$conf"
   if [ "$kind" = sentinel ]; then
     echo "sentinel announce-ip $REDIS_ANNOUNCE" >> "$conf"
-    # the servers' users (infra/compose-secrets.sh): sentinels log in as `sentinel`
+    # the servers' users (infra/secrets/generate.sh): sentinels log in as `sentinel`
     echo "sentinel auth-user swarmdash sentinel" >> "$conf"
     echo "sentinel auth-pass swarmdash $(cat /run/secrets/redis_sentinel_password)" >> "$conf"
   else

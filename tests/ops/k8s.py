@@ -22,7 +22,7 @@ COMPONENTS = sorted(p.parent.name for p in (K8S / "components").glob("*/kustomiz
 #: The Kubernetes version the manifests are checked against (kubernetes-validate's schemas).
 KUBERNETES_VERSION = "1.32.0"
 #: What the files under infra/k8s reference outside themselves: the copy needs them too.
-COPIED = ("infra/k8s", "infra/redis", "infra/compose-secrets.sh", "haproxy/haproxy.cfg",
+COPIED = ("infra/k8s", "infra/redis", "infra/secrets/generate.sh", "haproxy/haproxy.cfg",
           "haproxy/kustomization.yaml")
 #: The sentinels as the nodes' REDIS_URL names them in the production overlay.
 SENTINELS = ",".join(f"swarmdash-sentinel-{i}.swarmdash-sentinel:26379" for i in range(3))
@@ -41,7 +41,7 @@ def kubectl() -> str:
 
 def copy_tree(dest: Path) -> Path:
     """The deployment files in ``dest``, with each overlay's ./secrets made by
-    infra/compose-secrets.sh as docs/deployment.md says (they are never committed)."""
+    infra/secrets/generate.sh as docs/deployment.md says (they are never committed)."""
     for rel in COPIED:
         src, out = ROOT / rel, dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def copy_tree(dest: Path) -> Path:
             shutil.copy2(src, out)
     for overlay in OVERLAYS:
         env = {**os.environ, "SWARMDASH_SENTINEL_ADDRESSES": SENTINELS}
-        subprocess.run(["sh", str(dest / "infra/compose-secrets.sh"),
+        subprocess.run(["sh", str(dest / "infra/secrets/generate.sh"),
                         str(dest / "infra/k8s/overlays" / overlay / "secrets")],
                        check=True, capture_output=True, timeout=30, env=env)
     return dest / "infra" / "k8s"

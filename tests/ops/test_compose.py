@@ -1,6 +1,6 @@
 """docker-compose.yml and the Dockerfile: valid for the compose tool, pinned images, one
 published entrypoint, ordered start-up on health, each service only the secrets it needs
-(files from infra/compose-secrets.sh, never variables), Redis behind users, rotated logs."""
+(files from infra/secrets/generate.sh, never variables), Redis behind users, rotated logs."""
 
 from __future__ import annotations
 
@@ -63,12 +63,12 @@ def compose_command() -> list[str]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """The repository as compose sees it, with its secrets made by infra/compose-secrets.sh
+    """The repository as compose sees it, with its secrets made by infra/secrets/generate.sh
     and a .env of settings (neither is committed)."""
     for name in ("docker-compose.yml", "Dockerfile", ".dockerignore", "pyproject.toml",
                  "README.md", "services", "infra", "haproxy"):
         (tmp_path / name).symlink_to(ROOT / name)
-    subprocess.run(["sh", str(ROOT / "infra" / "compose-secrets.sh"), str(tmp_path / "secrets")],
+    subprocess.run(["sh", str(ROOT / "infra" / "secrets" / "generate.sh"), str(tmp_path / "secrets")],
                    check=True, capture_output=True, timeout=30)
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in SETTINGS.items()))
     return tmp_path
@@ -109,7 +109,7 @@ def test_each_service_gets_only_the_secrets_it_needs_and_none_in_variables(
         assert not re.search(r"(?<!_)(SECRET_KEY|PASSWORD|API_KEY)=", env.replace(
             "API_KEYS=", "")), f"{name}: {env}"
     for source in resolved["secrets"].values():
-        assert Path(source["file"]).is_file(), f"compose-secrets.sh does not make {source}"
+        assert Path(source["file"]).is_file(), f"secrets/generate.sh does not make {source}"
 
 
 def test_resolved_config_settings_and_replicas(project: Path) -> None:
@@ -154,7 +154,7 @@ def test_the_sentinel_profile_is_a_primary_two_replicas_and_three_sentinels(
     assert set(services) >= set(SENTINEL_PROFILE)
     assert resolved["secrets"]["node_redis_url"]["file"].endswith("node_redis_url_sentinel")
     url = (project / "secrets" / "node_redis_url_sentinel").read_text().strip()
-    parsed = parse_sentinel_url(url)  # what compose-secrets.sh writes is a valid URL
+    parsed = parse_sentinel_url(url)  # what secrets/generate.sh writes is a valid URL
     assert {host for host, _ in parsed.sentinels} == {"sentinel-1", "sentinel-2", "sentinel-3"}
     for name, secrets in SENTINEL_PROFILE.items():
         svc = services[name]
@@ -275,16 +275,16 @@ def test_image_healthcheck_command_passes_on_a_healthy_node_and_fails_without_on
 
 @pytest.mark.integration
 def test_compose_secrets_give_the_nodes_a_redis_user_of_their_own(tmp_path: Path) -> None:
-    """The secrets compose mounts, made by infra/compose-secrets.sh, on a real redis-server
+    """The secrets compose mounts, made by infra/secrets/generate.sh, on a real redis-server
     and node: Redis refuses anyone without a password; the nodes' user stores and relays
     events (keys, scripts, the queue channel) and can do nothing else."""
     need("redis-server", "redis-server")
     secrets = tmp_path / "secrets"
-    made = subprocess.run(["sh", str(ROOT / "infra" / "compose-secrets.sh"), str(secrets)],
+    made = subprocess.run(["sh", str(ROOT / "infra" / "secrets" / "generate.sh"), str(secrets)],
                           capture_output=True, text=True, timeout=30)
     assert made.returncode == 0, made.stderr
     again = {p.name: p.read_text() for p in secrets.iterdir()}
-    subprocess.run(["sh", str(ROOT / "infra" / "compose-secrets.sh"), str(secrets)],
+    subprocess.run(["sh", str(ROOT / "infra" / "secrets" / "generate.sh"), str(secrets)],
                    check=True, capture_output=True, timeout=30)
     assert {p.name: p.read_text() for p in secrets.iterdir()} == again, "kept as they are"
     acl = (secrets / "redis_users.acl").read_text()

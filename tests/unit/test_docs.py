@@ -49,7 +49,7 @@ OTHER_VARIABLES = {
     "SWARMDASH_PLAIN_BIND": "", "SWARMDASH_STATS_BIND": "", "SWARMDASH_TLS_CERT": "",
     "SWARMDASH_NODES_FQDN": "", "SWARMDASH_NODE_PORT": "",
     "SWARMDASH_NODE": "HAProxy's stickiness cookie",
-    "SWARMDASH_REDIS_ADDRESS": "infra/compose-secrets.sh's Redis hosts, for Kubernetes",
+    "SWARMDASH_REDIS_ADDRESS": "infra/secrets/generate.sh's Redis hosts, for Kubernetes",
     "SWARMDASH_SENTINEL_ADDRESSES": "",
     "SWARMDASH_ROUTE": "Apache's stickiness cookie",
     "SWARMDASH_MAX_FAILS": "nginx/render.sh's options", "SWARMDASH_FAIL_TIMEOUT": "",

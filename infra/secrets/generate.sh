@@ -1,5 +1,6 @@
 #!/bin/sh
-# The secrets docker-compose.yml mounts, made once: infra/compose-secrets.sh [DIR]
+# The secrets docker-compose.yml and the Kubernetes overlays mount, made once:
+#   infra/secrets/generate.sh [DIR]
 # (default ./secrets; existing files are kept, so running it again changes nothing).
 #
 #   DIR/secret_key            SECRET_KEY of the nodes (64 random hex characters)
