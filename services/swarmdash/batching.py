@@ -19,8 +19,8 @@ from .events import (
     BATCH_EVENTS,
     SYSTEM_ALERT,
     Event,
-    channel_key,
     is_critical,
+    position_of,
 )
 from .subscription import Subscription
 
@@ -62,9 +62,10 @@ class Room:
             return len(self._latest[channel])
         return len(self._lists.get(channel, ()))
 
-    def position(self, key: str, head: StreamId) -> StreamId:
-        """Everything of ``key`` up to this ID has been emitted to the room."""
-        return self._lag.get(key, head)
+    def position(self, channel: str, head: StreamId) -> StreamId:
+        """Everything of ``channel`` (a position of the cursor) up to this ID has been
+        emitted to the room."""
+        return self._lag.get(channel, head)
 
     def cursor(self, head: StreamId) -> str:
         return Cursor.from_positions(head, self._lag).encode()
@@ -79,7 +80,7 @@ class Room:
                 out.append(self.flush("agent", prev, now))
             out.append(immediate(name, self.sub, event, self.cursor(eid)))
             return out
-        channel = channel_key(event, channels)
+        channel = position_of(event, channels)
         if not self._pending(channel):
             self._lag[channel] = prev
         if channel in self._latest:

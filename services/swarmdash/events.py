@@ -218,7 +218,7 @@ def is_critical(event: Event) -> bool:
     return event["type"] == "agent" and event["data"].get("status") in CRITICAL_STATUSES
 
 
-def channel_key(event: Event, channels: frozenset[str]) -> str:
+def position_of(event: Event, channels: frozenset[str]) -> str:
     """Which position of a subscription with ``channels`` this event advances.
 
     Batched types map to their channel; alerts, and critical agent updates of a

@@ -20,7 +20,7 @@ from . import codec, metrics
 from .batching import Emission, Room, replay_emissions
 from .cursor import Cursor, StreamId, event_id
 from .eventlog import BackendUnavailable, EventLog, Snapshot
-from .events import Event, channel_key
+from .events import Event, position_of
 from .fanout import Fanout, corked
 from .settings import Settings
 from .subscription import SubscribeError, Subscription, check_since, scan_since
@@ -291,7 +291,7 @@ class Relay:
                         self.settings.coalesce_agent_updates)
             self.rooms[room.name] = room
             self._by_swarm.setdefault(sub.swarm, set()).add(room.name)
-        replay = [e for e in missed if event_id(e) <= targets[channel_key(e, sub.channels)]]
+        replay = [e for e in missed if event_id(e) <= targets[position_of(e, sub.channels)]]
         cursor = Cursor.from_positions(self.position, {
             k: v for k, v in targets.items() if v < self.position}).encode()
         for emission in replay_emissions(sub, replay, cursor, now, self.settings.max_batch_size):

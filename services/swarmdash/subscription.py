@@ -15,7 +15,7 @@ from typing import Any
 
 from .cursor import Cursor, StreamId, event_id
 from .eventlog import EventLog
-from .events import CHANNELS, Event, channel_key, valid_agent_id, valid_swarm_name, wanted
+from .events import CHANNELS, Event, position_of, valid_agent_id, valid_swarm_name, wanted
 
 #: Log entries one read of a scan asks for, unless the caller says otherwise.
 SCAN_PAGE = 1000
@@ -158,7 +158,7 @@ def scan_since(log: EventLog, sub: Subscription, since: Cursor, limit: int, *,
             eid = event_id(event)
             position = eid
             scanned += 1
-            if sub.matches(event) and eid > since.position(channel_key(event, sub.channels)):
+            if sub.matches(event) and eid > since.position(position_of(event, sub.channels)):
                 found.append(event)
                 if len(found) >= limit:
                     return Scan(found, position, scanned, end=False)

@@ -33,6 +33,7 @@ from .conftest import OpsCluster, need
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+GENERATE_SECRETS = ROOT / "infra" / "secrets" / "generate.sh"
 SETTINGS = {"API_KEYS": "fleet:" + "0" * 64 + ":*", "LOG_LEVEL": "warning"}
 #: The secrets (files under /run/secrets) each service gets: no more.
 NEEDS = {"redis": {"redis_users.acl"},
@@ -68,7 +69,7 @@ def project(tmp_path: Path) -> Path:
     for name in ("docker-compose.yml", "Dockerfile", ".dockerignore", "pyproject.toml",
                  "README.md", "services", "infra", "haproxy"):
         (tmp_path / name).symlink_to(ROOT / name)
-    subprocess.run(["sh", str(ROOT / "infra" / "secrets" / "generate.sh"), str(tmp_path / "secrets")],
+    subprocess.run(["sh", str(GENERATE_SECRETS), str(tmp_path / "secrets")],
                    check=True, capture_output=True, timeout=30)
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in SETTINGS.items()))
     return tmp_path
@@ -280,11 +281,11 @@ def test_compose_secrets_give_the_nodes_a_redis_user_of_their_own(tmp_path: Path
     events (keys, scripts, the queue channel) and can do nothing else."""
     need("redis-server", "redis-server")
     secrets = tmp_path / "secrets"
-    made = subprocess.run(["sh", str(ROOT / "infra" / "secrets" / "generate.sh"), str(secrets)],
+    made = subprocess.run(["sh", str(GENERATE_SECRETS), str(secrets)],
                           capture_output=True, text=True, timeout=30)
     assert made.returncode == 0, made.stderr
     again = {p.name: p.read_text() for p in secrets.iterdir()}
-    subprocess.run(["sh", str(ROOT / "infra" / "secrets" / "generate.sh"), str(secrets)],
+    subprocess.run(["sh", str(GENERATE_SECRETS), str(secrets)],
                    check=True, capture_output=True, timeout=30)
     assert {p.name: p.read_text() for p in secrets.iterdir()} == again, "kept as they are"
     acl = (secrets / "redis_users.acl").read_text()

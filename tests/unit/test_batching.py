@@ -12,7 +12,7 @@ import pytest
 
 from swarmdash.batching import Emission, Room, replay_emissions
 from swarmdash.cursor import Cursor, StreamId, format_id, parse_id
-from swarmdash.events import AGENT_CRITICAL, CHANNELS, SYSTEM_ALERT, channel_key
+from swarmdash.events import AGENT_CRITICAL, CHANNELS, SYSTEM_ALERT, position_of
 from swarmdash.subscription import Subscription
 
 WINDOWS = {"agent": 0.2, "task": 0.2, "metric": 0.5, "log": 1.0}
@@ -284,7 +284,7 @@ def _resume_set(stream: list[dict[str, Any]], sub: Subscription, cursor: Cursor,
                 head: str) -> list[str]:
     return [e["id"] for e in stream
             if parse_id(e["id"]) <= parse_id(head) and sub.matches(e)
-            and parse_id(e["id"]) > cursor.position(channel_key(e, sub.channels))]
+            and parse_id(e["id"]) > cursor.position(position_of(e, sub.channels))]
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -17,9 +17,9 @@ from swarmdash.events import (
     SEVERITIES,
     TASK_STATUSES,
     ValidationError,
-    channel_key,
     encode,
     is_critical,
+    position_of,
     valid_agent_id,
     valid_swarm_name,
     validate_batch,
@@ -270,7 +270,7 @@ def test_wanted_and_channel_key() -> None:
     # alerts and critical agent updates reach every subscriber of the swarm
     assert wanted(_ev("alert"), logs_only)
     assert wanted(_ev("agent", status="offline"), logs_only)
-    assert channel_key(_ev("alert"), with_agents) == ALERT
-    assert channel_key(_ev("agent", status="offline"), logs_only) == ALERT
-    assert channel_key(_ev("agent", status="offline"), with_agents) == "agent"
-    assert channel_key(_ev("log"), with_agents) == "log"
+    assert position_of(_ev("alert"), with_agents) == ALERT
+    assert position_of(_ev("agent", status="offline"), logs_only) == ALERT
+    assert position_of(_ev("agent", status="offline"), with_agents) == "agent"
+    assert position_of(_ev("log"), with_agents) == "log"
