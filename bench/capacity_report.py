@@ -344,9 +344,9 @@ def document(results: dict[str, Any], table_md: str, model_md: str) -> str:
     runs = results["runs"]
     loads = "; ".join(f"Run {i + 1}: {r['date']}, load average before it {r['load_before']},"
                       f" {r['elapsed_s']:.0f} s" for i, r in enumerate(runs))
-    shared = ("The machine has 2 cores shared with other test runs while this ran: "
-              "throughput and lag figures are those of a contended box; the CPU-seconds per "
-              "unit of work, on which the model rests, much less so."
+    shared = (f"On {m['cores']} cores the publishing and reading processes share the "
+              "machine with Redis: throughput and lag figures are those of a contended box; "
+              "the CPU-seconds per unit of work, on which the model rests, much less so."
               if m["cores"] in ("1", "2") else "")
     versions = meta["versions"]
     text = (PARTS / "scaling.md").read_text()
