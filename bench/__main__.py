@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES["quick" if args.quick else (args.size or "full")]
     candidates = [*ALL] + ([before(args.before)] if args.before else [])
     keys = [k for k in args.systems.split(",") if k] or [s.key for s in candidates]
+    if args.before and "swarmdash-before" not in keys:  # asked for by --before itself
+        keys.append("swarmdash-before")
     unknown = set(keys) - {s.key for s in candidates}
     if unknown:
         p.error(f"unknown system(s): {', '.join(sorted(unknown))}")

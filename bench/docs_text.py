@@ -13,10 +13,10 @@ def _part(name: str) -> str:
     return (PARTS / f"{name}.md").read_text()
 
 
-def _profile() -> str:
-    """The table ``python -m bench.profile --write-docs`` last wrote."""
-    path = BENCH.parent / "docs" / "benchmarks" / "profile.md"
-    return path.read_text().strip() if path.is_file() else "(no profile yet: run it)"
+def _kept(name: str, command: str) -> str:
+    """The table ``command --write-docs`` last wrote to docs/benchmarks/<name>.md."""
+    path = BENCH.parent / "docs" / "benchmarks" / f"{name}.md"
+    return path.read_text().strip() if path.is_file() else f"(none yet: run `{command}`)"
 
 
 def _rows(values: dict[str, Any]) -> str:
@@ -67,7 +67,9 @@ def render(meta: dict[str, Any], results: dict[str, Any], table_md: str,
         table_md,
         "",
         *[f"![{i.rsplit('/', 1)[-1].removesuffix('.png')}]({i})\n" for i in images],
-        _part("optimisations").replace("{profile}", _profile()),
+        _part("optimisations")
+        .replace("{profile}", _kept("profile", "python -m bench.profile"))
+        .replace("{relay_path}", _kept("relay_path", "python -m bench.relay_path")),
         _part("method").format(windows=", ".join(f"{k} {v} ms" for k, v in WINDOWS_MS.items())),
         _part("caveats"),
     ]

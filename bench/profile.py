@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 from . import procstat
+from .__main__ import npm_ci
 from .idle import node_url
 from .loadgen import LoadGen
 from .run import Options, Publisher, Run, viewer_token
 from .sizes import SIZES
 from .systems import BENCH, SWARMDASH, BenchCluster, System, before
 
-RATE_HZ = 50
+RATE_HZ = 100
 #: (part, substrings of a frame that put a sample in it). A sample belongs to the part of
 #: the innermost frame that matches one; samples that match none are "the rest".
 PARTS: list[tuple[str, tuple[str, ...]]] = [
@@ -47,7 +48,8 @@ def classify(stack: str) -> str:
     return REST
 
 
-def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str, float]:
+def profile(system: System, out: Path, clients: int, seconds: float,
+            all_every: int = 1) -> dict[str, float]:
     run = Run(Options(SIZES["medium"], out), lambda w, d: None)
     workdir = out / f"profile-{system.key}"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -58,7 +60,7 @@ def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str
         cluster.up()
         token = viewer_token(cluster)
         lg = LoadGen(2, 50, workdir)
-        lg.connect(clients, node_url(cluster), swarms=10, all_every=1, rate=500,
+        lg.connect(clients, node_url(cluster), swarms=10, all_every=all_every, rate=500,
                    auth={"token": token} if token else None)
         publisher = Publisher(system, cluster, run.size, seconds + 60, workdir)
         time.sleep(3)
@@ -66,6 +68,7 @@ def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str
         worker = next(p for p in procstat.tree([master]) if p != master)
         raw = workdir / "pyspy.txt"
         lg.reset()
+        cpu_before, t_before = procstat.cpu_seconds([worker]), time.monotonic()
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         spy = subprocess.run([py_spy, "record", "-p", str(worker), "-d", str(int(seconds)), "-r",
                               str(RATE_HZ), "--format", "raw", "-o", str(raw), "--nonblocking"],
@@ -73,6 +76,8 @@ def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str
         if spy.returncode != 0:
             raise RuntimeError(f"py-spy failed: {spy.stderr.strip()[-400:]}")
         delivered = lg.report().counters.get("events", 0)
+        cpu = procstat.cpu_seconds([worker]) - cpu_before  # py-spy's own cost included
+        window = time.monotonic() - t_before
     finally:
         if publisher is not None:
             publisher.stop()
@@ -91,6 +96,7 @@ def profile(system: System, out: Path, clients: int, seconds: float) -> dict[str
         shares[part] = shares.get(part, 0) + n
     result = {part: 100 * n / total for part, n in shares.items()} if total else {}
     result["busy %"] = 100 * total / (seconds * RATE_HZ)
+    result["worker CPU, % of a core"] = 100 * cpu / window
     result["delivered events/s"] = delivered / seconds
     return result
 
@@ -99,16 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("--clients", type=int, default=500)
     p.add_argument("--seconds", type=int, default=15)
+    p.add_argument("--all-every", type=int, default=1, metavar="N",
+                   help="every N-th client subscribes to every swarm, the others to one "
+                        "(1: all of them; the benchmark's ramp uses 20)")
     p.add_argument("--before", type=Path, default=None, metavar="DIR")
     p.add_argument("--out", type=Path, default=BENCH / "out")
     p.add_argument("--write-docs", action="store_true",
                    help="keep the table for docs/benchmarks.md (docs/benchmarks/profile.md)")
     args = p.parse_args(argv)
+    npm_ci()
     systems = [SWARMDASH] + ([before(args.before)] if args.before else [])
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {s.title: profile(s, args.out, args.clients, args.seconds) for s in systems}
-    rows = ["busy %", "delivered events/s", *(part for part, _ in PARTS), REST]
+    results = {s.title: profile(s, args.out, args.clients, args.seconds,
+                                     args.all_every) for s in systems}
+    rows = ["busy %", "worker CPU, % of a core", "delivered events/s",
+            *(part for part, _ in PARTS), REST]
     lines = ["| share of the worker's busy samples | " + " | ".join(results) + " |",
              "|---|" + "---|" * len(results)]
     for row in rows:

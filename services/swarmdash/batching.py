@@ -20,7 +20,6 @@ from .events import (
     SYSTEM_ALERT,
     Event,
     is_critical,
-    position_of,
 )
 from .subscription import Subscription
 
@@ -71,8 +70,10 @@ class Room:
         return Cursor.from_positions(head, self._lag).encode()
 
     def offer(self, event: Event, eid: StreamId, prev: StreamId, now: float) -> list[Emission]:
-        """Take one event (already known to match); return what must be emitted now."""
-        channels = self.sub.channels
+        """Take one event (already known to match); return what must be emitted now.
+
+        The relay calls this for every event and room, so it is written for speed: an
+        event that does not go out at once advances the position of its own type."""
         name = at_once(event)
         if name is not None:
             out: list[Emission] = []
@@ -80,18 +81,25 @@ class Room:
                 out.append(self.flush("agent", prev, now))
             out.append(immediate(name, self.sub, event, self.cursor(eid)))
             return out
-        channel = position_of(event, channels)
-        if not self._pending(channel):
-            self._lag[channel] = prev
-        if channel in self._latest:
-            latest = self._latest[channel]
-            if latest.pop(event["agent_id"], None) is not None:
+        channel = event["type"]  # position_of() of an event that waits for its batch
+        latest = self._latest.get(channel)
+        if latest is not None:
+            if not latest:
+                self._lag[channel] = prev
+            agent = event["agent_id"]
+            if agent in latest:
+                del latest[agent]
                 self._coalesced += 1
-            latest[event["agent_id"]] = event
+            latest[agent] = event
+            pending = len(latest)
         else:
-            self._lists[channel].append(event)
-        quiet = now - self._last_flush.get(channel, float("-inf")) >= self.windows[channel]
-        if quiet or self._pending(channel) >= self.max_batch:
+            waiting = self._lists[channel]
+            if not waiting:
+                self._lag[channel] = prev
+            waiting.append(event)
+            pending = len(waiting)
+        last = self._last_flush.get(channel)
+        if last is None or now - last >= self.windows[channel] or pending >= self.max_batch:
             return [self.flush(channel, eid, now)]
         return []
 

@@ -51,7 +51,7 @@ class Relay:
         self.position: StreamId | None = None
         self.connected = False
         self.rooms: dict[str, Room] = {}
-        self._by_swarm: dict[str, set[str]] = {}
+        self._by_swarm: dict[str, dict[str, Room]] = {}  # swarm or "*" -> its rooms by name
         self.clients: dict[str, dict[tuple[str, str | None], Room]] = {}
         self._lock = threading.Lock()
         self._flights: dict[str | None, _Flight] = {}  # snapshots being read, by swarm
@@ -117,27 +117,32 @@ class Relay:
     def _process(self, events: list[Event]) -> None:
         assert self.position is not None
         now = self.clock()
+        by_swarm = self._by_swarm
+        everything = by_swarm.get("*")
+        kinds: dict[str, int] = {}
         for event in events:
             eid = event_id(event)
             prev, self.position = self.position, eid
-            metrics.relayed(event["type"])
-            for name in self._candidates(event["swarm"]):
-                room = self.rooms[name]
-                try:
-                    if room.sub.matches(event):
-                        for emission in room.offer(event, eid, prev, now):
-                            self._emit(room, emission, now)
-                except Exception:  # one bad event or room must not stall the others
-                    log.exception("relay: room %s failed on event %s", name, event.get("id"))
+            kind = event["type"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+            for rooms in (by_swarm.get(event["swarm"]), everything):
+                if not rooms:
+                    continue
+                for room in rooms.values():  # rooms change only under the lock held here
+                    try:
+                        if room.sub.matches(event):
+                            for emission in room.offer(event, eid, prev, now):
+                                self._emit(room, emission, now)
+                    except Exception:  # one bad event or room must not stall the others
+                        log.exception("relay: room %s failed on event %s", room.name,
+                                      event.get("id"))
             for listener in self.listeners:
                 try:
                     listener(event)
                 except Exception:
                     log.exception("relay: a listener failed on event %s", event.get("id"))
+        metrics.relayed(kinds)
         metrics.RELAY_LAG.set(max(0.0, now - self.position[0] / 1000))
-
-    def _candidates(self, swarm: str) -> list[str]:
-        return [*self._by_swarm.get(swarm, ()), *self._by_swarm.get("*", ())]
 
     def _flush_loop(self) -> None:
         tick = self.settings.flush_tick_ms / 1000
@@ -290,7 +295,7 @@ class Relay:
             room = Room(sub, self.settings.batch_windows, self.settings.max_batch_size,
                         self.settings.coalesce_agent_updates)
             self.rooms[room.name] = room
-            self._by_swarm.setdefault(sub.swarm, set()).add(room.name)
+            self._by_swarm.setdefault(sub.swarm, {})[room.name] = room
         replay = [e for e in missed if event_id(e) <= targets[position_of(e, sub.channels)]]
         cursor = Cursor.from_positions(self.position, {
             k: v for k, v in targets.items() if v < self.position}).encode()
@@ -350,10 +355,10 @@ class Relay:
                 self.server.leave_room(sid, room.name, namespace="/")
         if not room.members:
             self.rooms.pop(room.name, None)
-            names = self._by_swarm.get(room.sub.swarm)
-            if names is not None:
-                names.discard(room.name)
-                if not names:
+            rooms = self._by_swarm.get(room.sub.swarm)
+            if rooms is not None:
+                rooms.pop(room.name, None)
+                if not rooms:
                     del self._by_swarm[room.sub.swarm]
 
     def subscribers(self) -> dict[str, int]:
