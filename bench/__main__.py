@@ -93,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="clients of the idle step (default: the size's; 0 skips it)")
     p.add_argument("--scale", type=int, default=None, metavar="N",
                    help="clients of the connection-scale step (default: the size's; 0 skips)")
+    p.add_argument("--results", type=Path, default=None, metavar="FILE",
+                   help="run nothing: print (and with --write-docs, write) the table of a "
+                        "saved results.json")
     args = p.parse_args(argv)
+    if args.results:
+        saved = json.loads(args.results.read_text())
+        return publish(saved["meta"], saved["results"], args.out.resolve(), args.write_docs)
     size = SIZES["quick" if args.quick else (args.size or "full")]
     candidates = [*ALL] + ([before(args.before)] if args.before else [])
     keys = [k for k in args.systems.split(",") if k] or [s.key for s in candidates]
@@ -155,12 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    return publish(meta, results, out, args.write_docs)
+
+
+def publish(meta: dict[str, Any], results: dict[str, Any], out: Path, write_docs: bool) -> int:
+    """Print the table of a run, keep it with its plots in ``out``, and with ``write_docs``
+    regenerate docs/benchmarks.md from it."""
+    out.mkdir(parents=True, exist_ok=True)
     table = report.table(meta, results)
     (out / "table.md").write_text(table)
     plots = report.plots(meta, results, out)
     print(table)
     print(f"\nresults, table and plots in {out}", file=sys.stderr)
-    if args.write_docs:
+    if write_docs:
         docs = BENCH.parent / "docs"
         images = docs / "benchmarks"
         images.mkdir(exist_ok=True)
