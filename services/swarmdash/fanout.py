@@ -17,7 +17,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from .wsconn import corked
-from .wsframes import UNCACHED, text_frame
+from .wsframes import STREAM, UNCACHED, RoomStream, text_frame
 
 NAMESPACE = "/"
 _EVENT = str(sio_packet.EVENT)
@@ -28,6 +28,7 @@ __all__ = ["Fanout", "corked"]
 class Fanout:
     def __init__(self, server: Any):
         self.server = server  # python-socketio Server
+        self.streams: dict[str, RoomStream] = {}  # room -> its deflate stream
 
     def encode(self, event: str, payload: Any) -> str:
         """The Socket.IO EVENT packet of ``event``, as ``packet_class(...).encode()`` makes
@@ -50,13 +51,28 @@ class Fanout:
         message = "4" + encoded  # the Engine.IO MESSAGE packet as a websocket carries it
         eio_pkt = None
         frames: dict[int | None, bytes] = {}
+        stream = self.streams.get(room)
+        adopt = stream is None or stream.reset  # this message can be a reset point
+        stream_frame = None
         sockets = self.server.eio.sockets
         send_packet = self.server._send_eio_packet
         for eio_sid in list(participants.values()):
             outbox = getattr(sockets.get(eio_sid), "outbox", None)
             if outbox is not None:
                 style = outbox.style
-                if style == UNCACHED:
+                if style == STREAM:
+                    following = outbox.stream
+                    if following is None and adopt:
+                        if stream is None:
+                            stream = self.streams[room] = RoomStream()
+                        following = outbox.stream = stream
+                    if following is not None and following is stream:
+                        if stream_frame is None:
+                            stream_frame = stream.frame(message)
+                        outbox.write(stream_frame)
+                        continue
+                    style = None  # it follows another room's stream: uncompressed here
+                elif style == UNCACHED:
                     outbox.write(outbox.frame(message))
                     continue
                 frame = frames.get(style)
@@ -68,3 +84,25 @@ class Fanout:
                     eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
                 send_packet(eio_sid, eio_pkt)
         return len(participants)
+
+    def joined(self, room: str) -> None:
+        """A member joined ``room``: its stream's next message is a reset point, where the
+        newcomer starts following."""
+        stream = self.streams.get(room)
+        if stream is not None:
+            stream.reset = True
+
+    def left(self, room: str, sid: str) -> None:
+        """``sid`` left ``room``: if it followed the room's stream it follows none now (and
+        may start on another room's at its next reset point)."""
+        stream = self.streams.get(room)
+        if stream is None:
+            return
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        outbox = getattr(self.server.eio.sockets.get(eio_sid), "outbox", None)
+        if outbox is not None and outbox.stream is stream:
+            outbox.stream = None
+
+    def closed(self, room: str) -> None:
+        """``room`` has no members left on this node: its stream goes."""
+        self.streams.pop(room, None)

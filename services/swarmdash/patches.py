@@ -91,7 +91,7 @@ def _simple_websocket(compression: str) -> None:
             framing allows (plain, or shared deflate); anything else as before."""
             style = getattr(self, "_frame_style", wsframes.UNCACHED)
             if style != wsframes.UNCACHED and isinstance(data, str) and self.connected:
-                self.sock.send(wsframes.CACHE.get(data, style))
+                self.sock.send(wsframes.CACHE.get(data, wsframes.fresh_bits(style)))
                 return
             original_send(self, data)
 

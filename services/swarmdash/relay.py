@@ -310,6 +310,7 @@ class Relay:
         held[sub.identity] = room
         room.members.add(sid)
         self.server.enter_room(sid, room.name, namespace="/")
+        self.fanout.joined(room.name)
         return room, len(replay), cursor
 
     def unsubscribe(self, sid: str, swarm: str, agent_id: str | None) -> list[str]:
@@ -351,10 +352,12 @@ class Relay:
     def _leave(self, sid: str, room: Room, connected: bool = True) -> None:
         room.members.discard(sid)
         if connected:  # a disconnected sid has left its rooms; a call would go to the queue
+            self.fanout.left(room.name, sid)
             with contextlib.suppress(KeyError, ValueError):
                 self.server.leave_room(sid, room.name, namespace="/")
         if not room.members:
             self.rooms.pop(room.name, None)
+            self.fanout.closed(room.name)
             rooms = self._by_swarm.get(room.sub.swarm)
             if rooms is not None:
                 rooms.pop(room.name, None)

@@ -55,8 +55,9 @@ class Settings:
         "WEBSOCKET_ENABLED", True, "Offer the websocket transport (false: long-polling only).")
     websocket_compression: str = _guide(
         "WEBSOCKET_COMPRESSION", "shared",
-        "permessage-deflate on websockets: shared (each message compressed once for every "
-        "client), per-client (a compression context per connection), off.",
+        "permessage-deflate on websockets: shared (a room's messages compressed once, as "
+        "one stream, for all its clients), per-client (a compression context per "
+        "connection), off.",
         choices=("shared", "per-client", "off"))
     websocket_ping_interval: int = _guide(
         "WEBSOCKET_PING_INTERVAL", 25, "Engine.IO ping interval, seconds.", min=1, max=3600)

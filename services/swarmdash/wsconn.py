@@ -41,7 +41,16 @@ from engineio import socket as eio_socket
 from simple_websocket import Server as SimpleServer
 from wsproto.events import BytesMessage, TextMessage
 
-from .wsframes import UNCACHED, CompleteSends, frame_style, text_frame
+from .wsframes import (
+    PRIVATE_PLAIN_MAX,
+    STREAM,
+    UNCACHED,
+    CompleteSends,
+    RoomStream,
+    frame_style,
+    fresh_bits,
+    text_frame,
+)
 
 #: Most buffers given to one sendmsg (Linux accepts 1,024).
 IOV_MAX = 512
@@ -77,13 +86,14 @@ class Outbox:
     """What one websocket has to send: written at once, or behind what waits before it."""
 
     __slots__ = ("backlog", "backlog_bytes", "dead", "draining", "framer", "pending", "raw",
-                 "sent_bytes", "shutdown_when_drained", "sock", "spawn", "style")
+                 "sent_bytes", "shutdown_when_drained", "sock", "spawn", "stream", "style")
 
     def __init__(self, sock: Any, style: int | None, spawn: Callable[..., Any],
                  framer: Callable[[str | bytes], bytes]):
         self.sock = sock           # the gevent socket: its sendall waits for a slow reader
         self.raw = sock._sock      # the non-blocking socket under it: a send never waits
-        self.style = style         # wsframes: None plain, a window size, or UNCACHED
+        self.style = style         # wsframes: None plain, a window size, STREAM or UNCACHED
+        self.stream: RoomStream | None = None  # the room stream this connection follows
         self.spawn = spawn
         self.framer = framer       # a message as this connection frames it (per-client deflate)
         # a deque only while something waits: an idle connection holds no buffer
@@ -96,10 +106,18 @@ class Outbox:
         self.shutdown_when_drained = False
 
     def frame(self, message: str | bytes) -> bytes:
-        """One message as this connection's frame."""
-        if self.style == UNCACHED or not isinstance(message, str):
+        """One message of this connection alone (an ack, a replay, a ping) as its frame."""
+        style = self.style
+        if style == UNCACHED or not isinstance(message, str):
             return self.framer(message)
-        return text_frame(message, self.style)
+        if style != STREAM:
+            return text_frame(message, style)
+        if len(message) < PRIVATE_PLAIN_MAX:
+            return text_frame(message, None)  # leaves the client's window as it was
+        if self.stream is not None:  # the window changes: follow again from a reset point
+            self.stream.reset = True
+            self.stream = None
+        return text_frame(message, fresh_bits(style))
 
     def write(self, data: bytes) -> None:
         if self.dead:

@@ -1,12 +1,14 @@
 """Websocket frames as a server writes them: whole, and compressed once for every client.
 
-**Compression once per message** (``WEBSOCKET_COMPRESSION=shared``, the default). Browsers
+**Compression once per room** (``WEBSOCKET_COMPRESSION=shared``, the default). Browsers
 and the Node.js client offer permessage-deflate; a compression context per connection
-deflates every batch sent to a room again for every member. Here the server answers the
-offer with ``server_no_context_takeover`` (RFC 7692 lets a server always add it), so a
-message compresses to the same bytes for every client. The client still inflates
-normally; only the cross-message dictionary is lost, which batches of JSON hardly need.
-``per-client`` keeps a context per connection; ``off`` declines compression.
+deflates every batch sent to a room again for every member. Here a room's messages are
+one deflate stream (:class:`RoomStream`) that every member following it receives
+byte for byte: each batch may refer back to the room's earlier ones, as with a context
+per connection, yet it is compressed once. A client that asks for no context takeover (or
+a window under :data:`STREAM_WINDOW_BITS`) gets each message compressed on its own, the
+same bytes for every such client. ``per-client`` keeps a context per connection; ``off``
+declines compression.
 
 **One frame per message.** A server's frames are not masked, so with plain or shared
 compression a message's whole frame (header and payload) is the same for every client: it
@@ -59,6 +61,14 @@ def deflate(data: bytes, bits: int) -> bytes:
     return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
+def _header(first: int, n: int) -> bytes:
+    if n < 126:
+        return bytes((first, n))
+    if n < 65536:
+        return struct.pack("!BBH", first, 126, n)
+    return struct.pack("!BBQ", first, 127, n)
+
+
 def text_frame(message: str, bits: int | None) -> bytes:
     """A server's whole text frame for ``message``: FIN, unmasked; deflated (RSV1 set)
     when ``bits`` is a window size, plain when it is None."""
@@ -67,14 +77,44 @@ def text_frame(message: str, bits: int | None) -> bytes:
     if bits is not None:
         payload = deflate(payload, bits)
         first |= 0x40
-    n = len(payload)
-    if n < 126:
-        header = bytes((first, n))
-    elif n < 65536:
-        header = struct.pack("!BBH", first, 126, n)
-    else:
-        header = struct.pack("!BBQ", first, 127, n)
-    return header + payload
+    return _header(first, len(payload)) + payload
+
+
+class RoomStream:
+    """A room's messages as one permessage-deflate stream, shared by the members that follow
+    it (:data:`STREAM` connections, which agreed to context takeover).
+
+    Each message may refer back to the room's earlier messages, so a batch compresses to
+    about half of what it does alone; it is still compressed once for every follower. A
+    connection follows one room's stream, from a *reset point* on: the first message, or
+    one that begins with a full flush (nothing after it refers to anything before), made
+    whenever :attr:`reset` is set because a connection is to start following. Everything
+    else a following connection receives is sent uncompressed, which leaves the client's
+    window as it was, or, when it is large, compressed on its own, after which the
+    connection starts over at the room's next reset point.
+    """
+
+    __slots__ = ("_compressor", "reset")
+
+    def __init__(self) -> None:
+        self._compressor: Any = None
+        self.reset = True  # the next message is a reset point
+
+    def frame(self, message: str) -> bytes:
+        """The next message of the stream as a whole frame (RSV1 set)."""
+        if self._compressor is None:
+            self._compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED,
+                                                -STREAM_WINDOW_BITS, STREAM_MEM_LEVEL)
+            head = b""
+        elif self.reset:
+            head = self._compressor.flush(zlib.Z_FULL_FLUSH)
+        else:
+            head = b""
+        self.reset = False
+        compressor = self._compressor
+        data = (head + compressor.compress(message.encode("utf-8"))
+                + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        return _header(0xC1, len(data)) + data
 
 
 class FrameCache:
@@ -113,11 +153,31 @@ class FrameCache:
 CACHE = FrameCache()
 #: The frame style of a connection whose frames are not cached (per-client compression).
 UNCACHED = -1
+#: The frame style of a connection that may follow a room's :class:`RoomStream` (shared
+#: deflate with context takeover and the full window).
+STREAM = -2
+#: A room stream's window and zlib memory level: about 64 KB per room with followers.
+#: A compressor may use a smaller window than the one agreed; batches refer back mostly
+#: to the last few messages.
+STREAM_WINDOW_BITS = 13
+STREAM_MEM_LEVEL = 6
+#: Messages of one connection alone (acks, replays, pings) shorter than this are sent
+#: uncompressed on a connection that follows a room stream; longer ones are compressed on
+#: their own, and the connection follows again from its room's next reset point.
+PRIVATE_PLAIN_MAX = 1024
+
+
+def fresh_bits(style: int | None) -> int | None:
+    """The window of a message compressed on its own for a connection of ``style`` (None:
+    uncompressed)."""
+    return 15 if style == STREAM else style
 
 
 def frame_style(connection: Any) -> int | None:
-    """How a connection's text frames are built: None plain, a window size for shared
-    deflate, :data:`UNCACHED` for anything else (per-client compression)."""
+    """How a connection's text frames are built: None plain, :data:`STREAM` for shared
+    deflate with context takeover, a window size for shared deflate where the client asked
+    for no context takeover or a smaller window (each message compressed on its own),
+    :data:`UNCACHED` for anything else (per-client compression)."""
     proto = getattr(getattr(connection, "connection", None), "_proto", None)
     if proto is None or getattr(connection, "client", True):  # a client masks its frames
         return UNCACHED
@@ -125,7 +185,11 @@ def frame_style(connection: Any) -> int | None:
     if not extensions:
         return None
     if len(extensions) == 1 and getattr(extensions[0], "shared", False):
-        return int(extensions[0].server_max_window_bits)
+        deflate = extensions[0]
+        bits = int(deflate.server_max_window_bits)
+        if not deflate.server_no_context_takeover and bits >= STREAM_WINDOW_BITS:
+            return STREAM
+        return bits
     return UNCACHED
 
 
@@ -133,13 +197,18 @@ def extension_classes() -> tuple[type, type]:
     from wsproto.extensions import PerMessageDeflate
 
     class SharedDeflate(PerMessageDeflate):
-        """permessage-deflate with ``server_no_context_takeover``: a message compresses to
-        the same bytes for every client, so its frame comes from :data:`CACHE`."""
+        """permessage-deflate whose frames the node builds once for every client: a room's
+        messages as its :class:`RoomStream`, anything else compressed on its own (from
+        :data:`CACHE`). Context takeover is agreed unless the client asks for none."""
 
         shared = True
 
-        def __init__(self) -> None:
-            super().__init__(server_no_context_takeover=True)
+        def frame_outbound(self, proto: Any, opcode: Any, rsv: Any, data: bytes,
+                           fin: bool) -> tuple[Any, bytes]:
+            """What wsproto frames itself (a binary message; text never comes here) goes
+            uncompressed: its own compressor would change the client's window under the
+            room streams."""
+            return rsv, data
 
     class NoDeflate(PerMessageDeflate):
         """Declines every permessage-deflate offer: frames go uncompressed."""

@@ -1,6 +1,7 @@
-"""permessage-deflate on a real node: the server answers with server_no_context_takeover,
-every client of a room receives the same compressed bytes (deflated once), and a client
-inflates them to the Socket.IO packets; WEBSOCKET_COMPRESSION=off declines the offer."""
+"""permessage-deflate on a real node: a room's messages are one deflate stream that every
+member receives byte for byte (deflated once) and inflates with the window it keeps;
+a client that asks for no context takeover gets each message compressed on its own;
+WEBSOCKET_COMPRESSION=off declines the offer."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ class RawWebSocket:
         assert " 101 " in status, head
         self.headers = {k.lower(): v.strip() for k, _, v in
                         (h.partition(":") for h in headers if h)}
-        self.inflater = zlib.decompressobj(-15)
+        self.inflater = zlib.decompressobj(-15)  # kept for the connection's life
+        self.context_takeover = "server_no_context_takeover" not in self.headers.get(
+            "sec-websocket-extensions", "server_no_context_takeover")
 
     def _exactly(self, n: int) -> bytes:
         data = b""
@@ -63,8 +66,11 @@ class RawWebSocket:
         return bool(b0 & 0x40), self._exactly(length)
 
     def text(self, compressed: bool, payload: bytes) -> str:
-        if compressed:  # no context takeover: a fresh inflater per message would do too
-            payload = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+        """The message as sent; call it once per message, in order (the inflater keeps the
+        window of the messages before, as a browser does)."""
+        if compressed:
+            inflater = self.inflater if self.context_takeover else zlib.decompressobj(-15)
+            payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
         return payload.decode()
 
     def recv(self) -> str:
@@ -86,11 +92,13 @@ class RawWebSocket:
         while not self.recv().startswith("431"):
             pass
 
-    def next_batch(self) -> tuple[bool, bytes]:
+    def next_batch(self) -> tuple[bool, bytes, str]:
+        """(compressed, payload as sent, text) of the next log batch."""
         while True:
             compressed, payload = self.frame()
-            if self.text(compressed, payload).startswith('42["log_update_batch"'):
-                return compressed, payload
+            text = self.text(compressed, payload)
+            if text.startswith('42["log_update_batch"'):
+                return compressed, payload, text
 
     def close(self) -> None:
         self.sock.close()
@@ -125,25 +133,47 @@ def test_shared_compression_sends_the_same_bytes_to_every_client(
     try:
         for c in clients:
             assert c.headers["sec-websocket-extensions"].startswith("permessage-deflate")
-            assert "server_no_context_takeover" in c.headers["sec-websocket-extensions"]
+            assert c.context_takeover, "a room's messages are one stream"
             c.subscribe("deflate")
-        publish(node, "deflate")
-        batches = [c.next_batch() for c in clients]
-        assert all(compressed for compressed, _ in batches)
-        assert len({payload for _, payload in batches}) == 1, "deflated once, sent to all"
-        text = clients[0].text(*batches[0])
-        assert len(batches[0][1]) < len(text) / 2, "JSON compresses well"
-        events = json.loads(text[2:])[1]["batch"]
-        while len(events) < 50:  # the 50 events may come in more than one batch
-            events += json.loads(clients[0].text(*clients[0].next_batch())[2:])[1]["batch"]
-        assert [e["data"]["message"].split(" lorem")[0] for e in events] == \
-            [f"line {i}" for i in range(50)]
+        sizes = []
+        for _ in range(3):
+            publish(node, "deflate")
+            batches = [c.next_batch() for c in clients]
+            assert all(compressed for compressed, _, _ in batches)
+            assert len({payload for _, payload, _ in batches}) == 1, "deflated once, for all"
+            events = json.loads(batches[0][2][2:])[1]["batch"]
+            while len(events) < 50:  # the 50 events may come in more than one batch
+                more = [c.next_batch() for c in clients]
+                events += json.loads(more[0][2][2:])[1]["batch"]
+            assert [e["data"]["message"].split(" lorem")[0] for e in events] == \
+                [f"line {i}" for i in range(50)]
+            sizes.append(len(batches[0][1]))
+        assert sizes[-1] < sizes[0] / 2, "a batch refers back to the room's earlier ones"
         plain = RawWebSocket(node.port, None)  # a client that offers nothing gets plain text
         assert "sec-websocket-extensions" not in plain.headers
         plain.close()
     finally:
         for c in clients:
             c.close()
+        node.process.stop()
+
+
+def test_a_client_without_context_takeover_gets_each_message_compressed_alone(
+        redis: RedisServer, tmp_path: Path) -> None:
+    node = node_with(redis, "shared", tmp_path)
+    streaming = RawWebSocket(node.port, OFFER)
+    alone = RawWebSocket(node.port, OFFER + "; server_no_context_takeover")
+    try:
+        assert "server_no_context_takeover" in alone.headers["sec-websocket-extensions"]
+        for c in (streaming, alone):
+            c.subscribe("alone")
+        publish(node, "alone")
+        for c in (streaming, alone):  # each inflates what it got with its own rules
+            compressed, _, text = c.next_batch()
+            assert compressed and json.loads(text[2:])[1]["batch"]
+    finally:
+        streaming.close()
+        alone.close()
         node.process.stop()
 
 
@@ -154,7 +184,7 @@ def test_compression_off_declines_the_offer(redis: RedisServer, tmp_path: Path) 
         assert "sec-websocket-extensions" not in client.headers
         client.subscribe("plain")
         publish(node, "plain")
-        compressed, payload = client.next_batch()
+        compressed, payload, _ = client.next_batch()
         assert not compressed and payload.startswith(b'42["log_update_batch"')
     finally:
         client.close()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import zlib
 from typing import Any
 
 import pytest
 import socketio
 from socketio import packet as sio_packet
 
-from swarmdash import codec
+from swarmdash import codec, wsframes
 from swarmdash.fanout import Fanout
+from swarmdash.wsconn import Outbox
 
 PAYLOADS: list[Any] = [
     {"type": "log", "swarm": "s", "batch": [{"id": "1-0", "data": {"message": "é ☃ \u2028"}}],
@@ -43,3 +46,179 @@ def test_a_packet_class_with_an_encoding_of_its_own_is_used(server: socketio.Ser
 
     server.packet_class = Tagged
     assert Fanout(server).encode("agent_update_batch", {"batch": []}) == '2["tagged"]'
+
+
+# --- room streams: what a client that keeps its inflate window decodes ------------------
+
+class _Wire:
+    """The socket under an outbox: keeps every byte written."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def send(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def sendmsg(self, buffers: list[bytes]) -> int:
+        for b in buffers:
+            self.data += b
+        return sum(len(b) for b in buffers)
+
+
+class _Holder:
+    def __init__(self, **attrs: Any):
+        self.__dict__.update(attrs)
+
+
+class Client:
+    """A member as a browser or ws sees it: frames off the wire, one inflater for the life
+    of the connection (context takeover), uncompressed frames left out of its window."""
+
+    def __init__(self, server: socketio.Server, style: int | None = wsframes.STREAM):
+        self.wire = _Wire()
+        self.outbox = Outbox(_Holder(_sock=self.wire), style, lambda *_a: None,
+                             lambda _m: b"")
+        self.eio_sid = f"eio-{id(self)}"
+        self.sid = server.manager.connect(self.eio_sid, "/")
+        server.eio.sockets[self.eio_sid] = _Holder(outbox=self.outbox)
+        self.inflater = zlib.decompressobj(-15)
+        self.read = 0
+        self.fresh_per_message = style != wsframes.STREAM
+
+    def messages(self) -> list[tuple[bool, str]]:
+        """(compressed, text) of every whole message since the last call."""
+        out = []
+        data = bytes(self.wire.data)
+        while self.read + 2 <= len(data):
+            first, length = data[self.read], data[self.read + 1] & 0x7F
+            at = self.read + 2
+            if length == 126:
+                length, at = int.from_bytes(data[at:at + 2], "big"), at + 2
+            elif length == 127:
+                length, at = int.from_bytes(data[at:at + 8], "big"), at + 8
+            payload = data[at:at + length]
+            self.read = at + length
+            compressed = bool(first & 0x40)
+            if compressed:
+                inflater = zlib.decompressobj(-15) if self.fresh_per_message else self.inflater
+                payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
+            out.append((compressed, payload.decode()))
+        return out
+
+
+def texts(client: Client) -> list[str]:
+    return [text for _, text in client.messages()]
+
+
+def batch(i: int) -> dict[str, Any]:
+    return {"type": "log", "swarm": "s", "cursor": f"{i}-0",
+            "batch": [{"id": f"{i}-{k}", "type": "log", "agent_id": f"agent-{k}",
+                       "data": {"level": "info", "message": f"step {i} of agent {k}"}}
+                      for k in range(20)]}
+
+
+def sent(server: socketio.Server, fanout: Fanout, room: str, i: int) -> str:
+    fanout.emit(room, "log_update_batch", batch(i))
+    return "4" + fanout.encode("log_update_batch", batch(i))
+
+
+def join(server: socketio.Server, fanout: Fanout, client: Client, room: str) -> None:
+    server.manager.enter_room(client.sid, "/", room)
+    fanout.joined(room)
+
+
+def test_a_room_stream_is_compressed_once_and_decodes_for_every_member(
+        server: socketio.Server) -> None:
+    fanout = Fanout(server)
+    a, b = Client(server), Client(server)
+    join(server, fanout, a, "r")
+    join(server, fanout, b, "r")
+    expected = [sent(server, fanout, "r", i) for i in range(6)]
+    assert a.wire.data == b.wire.data, "one stream, the same bytes for both"
+    assert texts(a) == expected and texts(b) == expected
+    later = len(a.wire.data)
+    sent(server, fanout, "r", 6)
+    alone = len(wsframes.text_frame("4" + fanout.encode("log_update_batch", batch(6)), 15))
+    assert len(a.wire.data) - later < alone * 0.8, "a batch refers back to the earlier ones"
+
+
+def test_a_member_that_joins_later_starts_at_a_reset_point(server: socketio.Server) -> None:
+    fanout = Fanout(server)
+    first, late = Client(server), Client(server)
+    join(server, fanout, first, "r")
+    early = [sent(server, fanout, "r", i) for i in range(3)]
+    join(server, fanout, late, "r")
+    rest = [sent(server, fanout, "r", i) for i in range(3, 6)]
+    assert texts(first) == early + rest
+    received = late.messages()
+    assert [text for _, text in received] == rest
+    assert all(compressed for compressed, _ in received), "it follows the stream at once"
+
+
+def test_a_member_of_two_rooms_follows_one_and_gets_the_other_uncompressed(
+        server: socketio.Server) -> None:
+    fanout = Fanout(server)
+    both, only_b = Client(server), Client(server)
+    join(server, fanout, both, "a")
+    join(server, fanout, only_b, "b")
+    join(server, fanout, both, "b")
+    expected = []
+    for i in range(4):
+        expected.append(sent(server, fanout, "a", i))
+        expected.append(sent(server, fanout, "b", 100 + i))
+    received = both.messages()
+    assert [text for _, text in received] == expected
+    from_b = ['"cursor":"10' in text for _, text in received]
+    assert [compressed for compressed, _ in received] == [not b for b in from_b], \
+        "a's stream compressed, b's messages uncompressed"
+    assert texts(only_b) == expected[1::2]
+
+
+def test_large_and_small_messages_of_one_member_keep_its_stream_decodable(
+        server: socketio.Server) -> None:
+    fanout = Fanout(server)
+    member, other = Client(server), Client(server)
+    join(server, fanout, member, "r")
+    join(server, fanout, other, "r")
+    expected = [sent(server, fanout, "r", 0)]
+    ping, replay = "2", "43" + json.dumps([{"ok": True, "replay": [batch(i) for i in range(9)]}])
+    for private in (ping, replay):
+        member.outbox.write(member.outbox.frame(private))
+        expected.append(private)
+        expected.append(sent(server, fanout, "r", len(expected)))
+    received = member.messages()
+    assert [text for _, text in received] == expected
+    assert [c for c, text in received if text in (ping, replay)] == [False, True], \
+        "a ping goes uncompressed, a large replay compressed on its own"
+    assert all(c for c, text in received if text not in (ping, replay)), \
+        "after either, the member still gets the room's stream"
+    assert texts(other) == [t for t in expected if t not in (ping, replay)]
+
+
+def test_leaving_a_room_frees_a_member_to_follow_another(server: socketio.Server) -> None:
+    fanout = Fanout(server)
+    mover, stays_a, stays_b = Client(server), Client(server), Client(server)
+    for client, room in ((mover, "a"), (stays_a, "a"), (stays_b, "b")):
+        join(server, fanout, client, room)
+    expected = [sent(server, fanout, "a", 0), sent(server, fanout, "b", 1)]
+    fanout.left("a", mover.sid)
+    server.manager.leave_room(mover.sid, "/", "a")
+    join(server, fanout, mover, "b")
+    expected += [sent(server, fanout, "b", i) for i in range(2, 5)]
+    received = mover.messages()
+    assert [text for _, text in received] == expected[:1] + expected[2:]
+    assert all(compressed for compressed, _ in received[1:]), "it follows b's stream now"
+    assert texts(stays_b) == expected[1:]
+
+
+def test_a_client_without_context_takeover_gets_each_message_on_its_own(
+        server: socketio.Server) -> None:
+    fanout = Fanout(server)
+    streaming, fresh = Client(server), Client(server, style=15)
+    join(server, fanout, streaming, "r")
+    join(server, fanout, fresh, "r")
+    expected = [sent(server, fanout, "r", i) for i in range(4)]
+    assert texts(fresh) == expected and texts(streaming) == expected
+    fanout.closed("r")
+    assert fanout.streams == {}
