@@ -6,7 +6,8 @@ flush the batches that are due, encode and frame each emission once and hand the
 every member. Here it runs in one process, without Redis, the network or gevent: the
 medium workload (300 agents, 10 swarms, 1,210 events/s) as 50 ms reads, flush ticks every
 20 ms in between, on a simulated clock; 11 rooms (each swarm, and ``*``) with ``--members``
-members each, whose sockets only count the bytes. The figure is the process's CPU time per
+members each, which agreed to shared deflate as browsers do and whose sockets only count
+the bytes. The figure is the process's CPU time per
 event read (``time.process_time``), which other work on the machine hardly moves.
 ``--before DIR`` runs another checkout the same way, side by side.
 """
@@ -61,6 +62,7 @@ def measure(members: int, seconds: float) -> dict[str, float]:
     from swarmdash.relay import Relay
     from swarmdash.settings import load_settings
     from swarmdash.subscription import Subscription
+    from swarmdash import wsframes
     from swarmdash.wsconn import Outbox, corked
 
     from .workload import Generator, Workload
@@ -71,6 +73,8 @@ def measure(members: int, seconds: float) -> dict[str, float]:
                   lambda _s: None, lambda *_a, **_k: None, clock=lambda: clock[0])
     relay.position = (0, 0)
     sockets: list[_CountingSocket] = []
+    # members that agreed to shared deflate, as browsers and the Node.js client do
+    style = getattr(wsframes, "STREAM", 15)
     swarms = [f"swarm-{i}" for i in range(1, 11)] + ["*"]
     for swarm in swarms:
         sub = Subscription(swarm, frozenset(CHANNELS))
@@ -79,7 +83,7 @@ def measure(members: int, seconds: float) -> dict[str, float]:
             sid = server.manager.connect(eio_sid, "/")
             raw = _CountingSocket()
             sockets.append(raw)
-            outbox = Outbox(_Holder(_sock=raw), 15, lambda *_a: None, lambda _m: b"")
+            outbox = Outbox(_Holder(_sock=raw), style, lambda *_a: None, lambda _m: b"")
             server.eio.sockets[eio_sid] = _Holder(outbox=outbox)
             room = relay.rooms.get(sub.room)
             relay._join(sid, sub, room, [], dict.fromkeys(KEYS, (0, 0)))

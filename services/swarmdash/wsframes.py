@@ -103,7 +103,7 @@ class RoomStream:
     def frame(self, message: str) -> bytes:
         """The next message of the stream as a whole frame (RSV1 set)."""
         if self._compressor is None:
-            self._compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED,
+            self._compressor = zlib.compressobj(STREAM_LEVEL, zlib.DEFLATED,
                                                 -STREAM_WINDOW_BITS, STREAM_MEM_LEVEL)
             head = b""
         elif self.reset:
@@ -162,6 +162,10 @@ STREAM = -2
 #: has followers, freed with the room.
 STREAM_WINDOW_BITS = 15
 STREAM_MEM_LEVEL = 6
+#: zlib level of a room stream: 7 finds about 6% more of the earlier batches than the
+#: default 6 for a fifth more time per message, still less than compressing each message
+#: on its own at 6 cost (level 8 and up take twice as long and find no more).
+STREAM_LEVEL = 7
 #: Messages of one connection alone (acks, replays, pings) shorter than this are sent
 #: uncompressed on a connection that follows a room stream; longer ones are compressed on
 #: their own, and the connection follows again from its room's next reset point.
