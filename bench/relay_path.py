@@ -55,14 +55,13 @@ def measure(members: int, seconds: float) -> dict[str, float]:
     """Run the relay's path in this process and return its figures."""
     import socketio
 
-    from swarmdash import codec
+    from swarmdash import codec, wsframes
     from swarmdash.cursor import KEYS
     from swarmdash.eventlog.memory import MemoryEventLog
     from swarmdash.events import CHANNELS
     from swarmdash.relay import Relay
     from swarmdash.settings import load_settings
     from swarmdash.subscription import Subscription
-    from swarmdash import wsframes
     from swarmdash.wsconn import Outbox, corked
 
     from .workload import Generator, Workload
