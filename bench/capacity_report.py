@@ -20,12 +20,12 @@ WORKLOADS = {"medium (300 agents)": 1210.0, "full (1,000 agents)": 4010.0}
 #: A network interface of 10 Gbit/s, in bytes per second.
 NIC_BYTES_S = 10e9 / 8
 #: What a node costs per delivered event, from docs/benchmarks.md (medium run of
-#: 2026-11-30, reference step): nodes' CPU-s per million delivered events, and the events/s
-#: the 250 dashboards received; and the fan-out profile (one node, 500 dashboards on every
-#: swarm): delivered events/s at the worker's busy share.
-NODE_CPU_S_PER_MILLION = 10.2
-BENCH_DELIVERED_S, BENCH_DASHBOARDS = 43142.0, 250
-PROFILE_DELIVERED_S, PROFILE_BUSY = 232658.0, 0.59
+#: 2026-11-30 19:20 UTC, reference step): nodes' CPU-s per million delivered events, and the
+#: events/s the 250 dashboards received; and the fan-out profile (one node, 500 dashboards
+#: on every swarm): delivered events/s at the worker's CPU share (from /proc).
+NODE_CPU_S_PER_MILLION = 4.97
+BENCH_DELIVERED_S, BENCH_DASHBOARDS = 43817.0, 250
+PROFILE_DELIVERED_S, PROFILE_CPU = 623168.0, 0.10
 #: The benchmark's target (docs/benchmarks.md): dashboards one deployment holds.
 TARGET_DASHBOARDS = 10_000
 #: The share of its core Redis is planned to use at most (room for snapshots, resumes,
@@ -188,7 +188,7 @@ def node_cost() -> dict[str, float]:
     """Node CPU per dashboard at the benchmark's medium workload (docs/benchmarks.md)."""
     per_dashboard = BENCH_DELIVERED_S / BENCH_DASHBOARDS
     high = per_dashboard * 1000 * NODE_CPU_S_PER_MILLION / 1e6
-    low = per_dashboard * 1000 * PROFILE_BUSY / PROFILE_DELIVERED_S
+    low = per_dashboard * 1000 * PROFILE_CPU / PROFILE_DELIVERED_S
     return {"per_dashboard": per_dashboard, "high": high, "low": low,
             "dashboards_per_node": 1000 * NODE_TARGET / high}
 
@@ -253,7 +253,8 @@ def model(results: dict[str, Any]) -> str:
         f"CPU-s of the nodes per million delivered: 1,000 x {nc['per_dashboard']:.0f} x "
         f"{NODE_CPU_S_PER_MILLION} µs = **{nc['high']:.2f} cores per 1,000 dashboards**. The "
         f"fan-out profile (one node, 500 dashboards on every swarm, {PROFILE_DELIVERED_S:,.0f}"
-        f" events/s at {PROFILE_BUSY:.0%} busy = {PROFILE_BUSY / PROFILE_DELIVERED_S * 1e6:.2f}"
+        f" events/s at {PROFILE_CPU:.0%} of a core = "
+        f"{PROFILE_CPU / PROFILE_DELIVERED_S * 1e6:.2f}"
         f" µs per delivered event) gives the lower bound, {nc['low']:.2f} cores: bigger "
         f"batches cost less per event. At {NODE_TARGET:.0%} of a core per node, one node "
         f"holds about **{nc['dashboards_per_node']:,.0f} dashboards** of that workload.",
