@@ -12,13 +12,13 @@ import json
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from . import idle, procstat, report
+from .npm import npm_ci
 from .run import Options, Run, haproxy_maxconn
 from .sizes import SIZES
 from .systems import ALL, BENCH, NODE_BATCHED, POLLING, SWARMDASH, before
@@ -38,15 +38,6 @@ def raise_nofile() -> int:
     except (ValueError, OSError):  # not allowed to raise the hard limit: take what there is
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def npm_ci() -> None:
-    """Install the Node.js dependencies from their lock files when they are missing."""
-    for package in (BENCH / "loadgen", BENCH / "peers" / "node"):
-        if not (package / "node_modules").is_dir():
-            print(f"npm ci in {package.relative_to(BENCH.parent)}", file=sys.stderr)
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=package, check=True,
-                           stdout=subprocess.DEVNULL)
 
 
 class Bar:

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from . import procstat
-from .__main__ import npm_ci
 from .idle import node_url
 from .loadgen import LoadGen
+from .npm import npm_ci
 from .run import Options, Publisher, Run, viewer_token
 from .sizes import SIZES
 from .systems import BENCH, SWARMDASH, BenchCluster, System, before
@@ -76,7 +76,7 @@ def profile(system: System, out: Path, clients: int, seconds: float,
         if spy.returncode != 0:
             raise RuntimeError(f"py-spy failed: {spy.stderr.strip()[-400:]}")
         delivered = lg.report().counters.get("events", 0)
-        cpu = procstat.cpu_seconds([worker]) - cpu_before  # py-spy's own cost included
+        cpu = procstat.cpu_seconds([worker]) - cpu_before
         window = time.monotonic() - t_before
     finally:
         if publisher is not None:

@@ -6,7 +6,7 @@ deflates every batch sent to a room again for every member. Here a room's messag
 one deflate stream (:class:`RoomStream`) that every member following it receives
 byte for byte: each batch may refer back to the room's earlier ones, as with a context
 per connection, yet it is compressed once. A client that asks for no context takeover (or
-a window under :data:`STREAM_WINDOW_BITS`) gets each message compressed on its own, the
+a smaller window) gets each message compressed on its own, the
 same bytes for every such client. ``per-client`` keeps a context per connection; ``off``
 declines compression.
 
@@ -102,16 +102,14 @@ class RoomStream:
 
     def frame(self, message: str) -> bytes:
         """The next message of the stream as a whole frame (RSV1 set)."""
-        if self._compressor is None:
-            self._compressor = zlib.compressobj(STREAM_LEVEL, zlib.DEFLATED,
-                                                -STREAM_WINDOW_BITS, STREAM_MEM_LEVEL)
-            head = b""
-        elif self.reset:
-            head = self._compressor.flush(zlib.Z_FULL_FLUSH)
-        else:
-            head = b""
-        self.reset = False
         compressor = self._compressor
+        head = b""
+        if compressor is None:
+            compressor = self._compressor = zlib.compressobj(
+                STREAM_LEVEL, zlib.DEFLATED, -STREAM_WINDOW_BITS, STREAM_MEM_LEVEL)
+        elif self.reset:
+            head = compressor.flush(zlib.Z_FULL_FLUSH)
+        self.reset = False
         data = (head + compressor.compress(message.encode("utf-8"))
                 + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
         return _header(0xC1, len(data)) + data
@@ -156,6 +154,8 @@ UNCACHED = -1
 #: The frame style of a connection that may follow a room's :class:`RoomStream` (shared
 #: deflate with context takeover and the full window).
 STREAM = -2
+#: permessage-deflate's largest (and default) window.
+FULL_WINDOW_BITS = 15
 #: A room stream's window (the full one: it holds more earlier batches to refer back to,
 #: for about 10% fewer bytes than 8 KB) and zlib memory level (a smaller hash than zlib's
 #: default, which compresses these batches as well): about 85 KB resident per room that
@@ -175,7 +175,7 @@ PRIVATE_PLAIN_MAX = 1024
 def fresh_bits(style: int | None) -> int | None:
     """The window of a message compressed on its own for a connection of ``style`` (None:
     uncompressed)."""
-    return 15 if style == STREAM else style
+    return FULL_WINDOW_BITS if style == STREAM else style
 
 
 def frame_style(connection: Any) -> int | None:
@@ -192,7 +192,7 @@ def frame_style(connection: Any) -> int | None:
     if len(extensions) == 1 and getattr(extensions[0], "shared", False):
         deflate = extensions[0]
         bits = int(deflate.server_max_window_bits)
-        if not deflate.server_no_context_takeover and bits >= STREAM_WINDOW_BITS:
+        if not deflate.server_no_context_takeover and bits == FULL_WINDOW_BITS:
             return STREAM
         return bits
     return UNCACHED

@@ -75,7 +75,9 @@ class Client:
     """A member as a browser or ws sees it: frames off the wire, one inflater for the life
     of the connection (context takeover), uncompressed frames left out of its window."""
 
-    def __init__(self, server: socketio.Server, style: int | None = wsframes.STREAM):
+    def __init__(self, fanout: Fanout, *rooms: str, style: int | None = wsframes.STREAM):
+        self.fanout = fanout
+        server = fanout.server
         self.wire = _Wire()
         self.outbox = Outbox(_Holder(_sock=self.wire), style, lambda *_a: None,
                              lambda _m: b"")
@@ -85,6 +87,13 @@ class Client:
         self.inflater = zlib.decompressobj(-15)
         self.read = 0
         self.fresh_per_message = style != wsframes.STREAM
+        for room in rooms:
+            self.join(room)
+
+    def join(self, room: str) -> None:
+        """Enter ``room`` as the relay makes a subscriber enter it."""
+        self.fanout.server.manager.enter_room(self.sid, "/", room)
+        self.fanout.joined(room)
 
     def messages(self) -> list[tuple[bool, str]]:
         """(compressed, text) of every whole message since the last call."""
@@ -118,38 +127,34 @@ def batch(i: int) -> dict[str, Any]:
                       for k in range(20)]}
 
 
-def sent(server: socketio.Server, fanout: Fanout, room: str, i: int) -> str:
+def sent(fanout: Fanout, room: str, i: int) -> str:
+    """Emit batch ``i`` to ``room``; the message every member must read."""
     fanout.emit(room, "log_update_batch", batch(i))
     return "4" + fanout.encode("log_update_batch", batch(i))
 
 
-def join(server: socketio.Server, fanout: Fanout, client: Client, room: str) -> None:
-    server.manager.enter_room(client.sid, "/", room)
-    fanout.joined(room)
+@pytest.fixture
+def fanout(server: socketio.Server) -> Fanout:
+    return Fanout(server)
 
 
 def test_a_room_stream_is_compressed_once_and_decodes_for_every_member(
-        server: socketio.Server) -> None:
-    fanout = Fanout(server)
-    a, b = Client(server), Client(server)
-    join(server, fanout, a, "r")
-    join(server, fanout, b, "r")
-    expected = [sent(server, fanout, "r", i) for i in range(6)]
+        fanout: Fanout) -> None:
+    a, b = Client(fanout, "r"), Client(fanout, "r")
+    expected = [sent(fanout, "r", i) for i in range(6)]
     assert a.wire.data == b.wire.data, "one stream, the same bytes for both"
     assert texts(a) == expected and texts(b) == expected
     later = len(a.wire.data)
-    sent(server, fanout, "r", 6)
+    sent(fanout, "r", 6)
     alone = len(wsframes.text_frame("4" + fanout.encode("log_update_batch", batch(6)), 15))
     assert len(a.wire.data) - later < alone * 0.8, "a batch refers back to the earlier ones"
 
 
-def test_a_member_that_joins_later_starts_at_a_reset_point(server: socketio.Server) -> None:
-    fanout = Fanout(server)
-    first, late = Client(server), Client(server)
-    join(server, fanout, first, "r")
-    early = [sent(server, fanout, "r", i) for i in range(3)]
-    join(server, fanout, late, "r")
-    rest = [sent(server, fanout, "r", i) for i in range(3, 6)]
+def test_a_member_that_joins_later_starts_at_a_reset_point(fanout: Fanout) -> None:
+    first, late = Client(fanout, "r"), Client(fanout)
+    early = [sent(fanout, "r", i) for i in range(3)]
+    late.join("r")
+    rest = [sent(fanout, "r", i) for i in range(3, 6)]
     assert texts(first) == early + rest
     received = late.messages()
     assert [text for _, text in received] == rest
@@ -157,16 +162,14 @@ def test_a_member_that_joins_later_starts_at_a_reset_point(server: socketio.Serv
 
 
 def test_a_member_of_two_rooms_follows_one_and_gets_the_other_uncompressed(
-        server: socketio.Server) -> None:
-    fanout = Fanout(server)
-    both, only_b = Client(server), Client(server)
-    join(server, fanout, both, "a")
-    join(server, fanout, only_b, "b")
-    join(server, fanout, both, "b")
+        fanout: Fanout) -> None:
+    both = Client(fanout, "a")
+    only_b = Client(fanout, "b")
+    both.join("b")
     expected = []
     for i in range(4):
-        expected.append(sent(server, fanout, "a", i))
-        expected.append(sent(server, fanout, "b", 100 + i))
+        expected.append(sent(fanout, "a", i))
+        expected.append(sent(fanout, "b", 100 + i))
     received = both.messages()
     assert [text for _, text in received] == expected
     from_b = ['"cursor":"10' in text for _, text in received]
@@ -176,17 +179,14 @@ def test_a_member_of_two_rooms_follows_one_and_gets_the_other_uncompressed(
 
 
 def test_large_and_small_messages_of_one_member_keep_its_stream_decodable(
-        server: socketio.Server) -> None:
-    fanout = Fanout(server)
-    member, other = Client(server), Client(server)
-    join(server, fanout, member, "r")
-    join(server, fanout, other, "r")
-    expected = [sent(server, fanout, "r", 0)]
+        fanout: Fanout) -> None:
+    member, other = Client(fanout, "r"), Client(fanout, "r")
+    expected = [sent(fanout, "r", 0)]
     ping, replay = "2", "43" + json.dumps([{"ok": True, "replay": [batch(i) for i in range(9)]}])
     for private in (ping, replay):
         member.outbox.write(member.outbox.frame(private))
         expected.append(private)
-        expected.append(sent(server, fanout, "r", len(expected)))
+        expected.append(sent(fanout, "r", len(expected)))
     received = member.messages()
     assert [text for _, text in received] == expected
     assert [c for c, text in received if text in (ping, replay)] == [False, True], \
@@ -196,16 +196,13 @@ def test_large_and_small_messages_of_one_member_keep_its_stream_decodable(
     assert texts(other) == [t for t in expected if t not in (ping, replay)]
 
 
-def test_leaving_a_room_frees_a_member_to_follow_another(server: socketio.Server) -> None:
-    fanout = Fanout(server)
-    mover, stays_a, stays_b = Client(server), Client(server), Client(server)
-    for client, room in ((mover, "a"), (stays_a, "a"), (stays_b, "b")):
-        join(server, fanout, client, room)
-    expected = [sent(server, fanout, "a", 0), sent(server, fanout, "b", 1)]
+def test_leaving_a_room_frees_a_member_to_follow_another(fanout: Fanout) -> None:
+    mover, _stays_a, stays_b = Client(fanout, "a"), Client(fanout, "a"), Client(fanout, "b")
+    expected = [sent(fanout, "a", 0), sent(fanout, "b", 1)]
     fanout.left("a", mover.sid)
-    server.manager.leave_room(mover.sid, "/", "a")
-    join(server, fanout, mover, "b")
-    expected += [sent(server, fanout, "b", i) for i in range(2, 5)]
+    fanout.server.manager.leave_room(mover.sid, "/", "a")
+    mover.join("b")
+    expected += [sent(fanout, "b", i) for i in range(2, 5)]
     received = mover.messages()
     assert [text for _, text in received] == expected[:1] + expected[2:]
     assert all(compressed for compressed, _ in received[1:]), "it follows b's stream now"
@@ -213,12 +210,9 @@ def test_leaving_a_room_frees_a_member_to_follow_another(server: socketio.Server
 
 
 def test_a_client_without_context_takeover_gets_each_message_on_its_own(
-        server: socketio.Server) -> None:
-    fanout = Fanout(server)
-    streaming, fresh = Client(server), Client(server, style=15)
-    join(server, fanout, streaming, "r")
-    join(server, fanout, fresh, "r")
-    expected = [sent(server, fanout, "r", i) for i in range(4)]
+        fanout: Fanout) -> None:
+    streaming, fresh = Client(fanout, "r"), Client(fanout, "r", style=15)
+    expected = [sent(fanout, "r", i) for i in range(4)]
     assert texts(fresh) == expected and texts(streaming) == expected
     fanout.closed("r")
     assert fanout.streams == {}
