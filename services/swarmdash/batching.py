@@ -99,14 +99,25 @@ class Room:
             waiting.append(event)
             pending = len(waiting)
         last = self._last_flush.get(channel)
-        if last is None or now - last >= self.windows[channel] or pending >= self.max_batch:
+        if last is None or now >= last + self.windows[channel] or pending >= self.max_batch:
             return [self.flush(channel, eid, now)]
         return []
 
     def due(self, now: float) -> list[str]:
         """Channels whose window has passed and that hold events."""
-        return [c for c in self.sub.channels
-                if self._pending(c) and now - self._last_flush.get(c, 0.0) >= self.windows[c]]
+        return [c for c in self.sub.channels  # the very test of next_due(): no rounding apart
+                if self._pending(c) and now >= self._last_flush.get(c, 0.0) + self.windows[c]]
+
+    def next_due(self) -> float | None:
+        """When the first channel holding events reaches the end of its window (the time
+        :meth:`due` starts naming it); None when nothing waits."""
+        first: float | None = None
+        for channel in self.sub.channels:
+            if self._pending(channel):
+                at = self._last_flush.get(channel, 0.0) + self.windows[channel]
+                if first is None or at < first:
+                    first = at
+        return first
 
     def flush(self, channel: str, head: StreamId, now: float) -> Emission:
         if channel in self._latest:

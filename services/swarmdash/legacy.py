@@ -240,14 +240,15 @@ class Compat:
 
     # --- events of the original server that map exactly onto ours ---------------------
     def on_event(self, event: Event) -> None:
-        """Called by the relay for every event: send the finished task's own event."""
-        outcome = task_outcome(event)
-        if outcome is None:
+        """Called by the relay for every event: send the finished task's own event (built
+        only when a default feed covers its swarm: every node reads every event)."""
+        if event["type"] != "task":
             return
         rooms = self.server.manager.rooms.get("/", {})
         targets = [r for r in (_FEED_ROOM.format(event["swarm"]), _FEED_ROOM.format(ALL_SWARMS))
                    if r in rooms]
-        if targets:
+        outcome = task_outcome(event) if targets else None
+        if outcome is not None:
             name, payload = outcome
             self.server.emit(name, payload, to=targets, namespace="/", ignore_queue=True)
 

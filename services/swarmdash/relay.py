@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +59,8 @@ class Relay:
         self._flights_lock = threading.Lock()
         self._running = False
         self._woken = False
+        self._timer = threading.Event()  # wakes the flush loop before its planned time
+        self.flush_at: float | None = None  # when the flush loop plans to wake (None: idle)
         #: Called with every event read, after its rooms (see legacy.py); under the lock.
         self.listeners: list[Callable[[Event], None]] = []
 
@@ -70,6 +73,7 @@ class Relay:
 
     def stop(self) -> None:
         self._running = False
+        self._timer.set()
 
     # --- the live path ----------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -101,6 +105,7 @@ class Relay:
             if events:
                 with self._lock, corked():  # one write per client for the whole read
                     self._process(events)
+                    self._reschedule()
 
     def wake(self) -> None:
         """The store is back (the store watch saw it): end the relay's back-off now."""
@@ -144,14 +149,44 @@ class Relay:
         metrics.relayed(kinds)
         metrics.RELAY_LAG.set(max(0.0, now - self.position[0] / 1000))
 
-    def _flush_loop(self) -> None:
+    def _next_flush(self) -> float | None:
+        """When the flush loop must next wake: the first point of the ``FLUSH_TICK_MS`` grid
+        at or after the earliest end of a window that holds events, so that windows ending
+        close together share one wake-up; None while nothing waits for its window."""
+        first: float | None = None
+        for room in self.rooms.values():
+            at = room.next_due()
+            if at is not None and (first is None or at < first):
+                first = at
+        if first is None:
+            return None
         tick = self.settings.flush_tick_ms / 1000
+        at = math.ceil(first / tick) * tick
+        return at if at >= first else at + tick
+
+    def _reschedule(self) -> None:
+        """Called under the lock once a read's events are in their rooms: wake the flush
+        loop if a window that now holds events ends before the loop planned to wake."""
+        at = self._next_flush()
+        if at is not None and (self.flush_at is None or at < self.flush_at):
+            self.flush_at = at
+            self._timer.set()
+
+    def _flush_loop(self) -> None:
+        """Send the batches whose window has ended. The loop sleeps until the next window
+        ends (on the ``FLUSH_TICK_MS`` grid), or, while nothing waits, until a read gives a
+        room something to wait for: an idle node does not wake for its timers."""
         while self._running:
-            self.sleep(tick)
-            if self.position is None:
+            self._timer.clear()
+            with self._lock:
+                self.flush_at = at = self._next_flush()
+            timed_out = not self._timer.wait(None if at is None else max(0.0, at - self.clock()))
+            if not self._running or self.position is None:
                 continue
-            with self._lock, corked():  # one write per client per tick
+            with self._lock, corked():  # one write per client per wake-up
                 now = self.clock()
+                if timed_out and at is not None:
+                    now = max(now, at)  # a timer may fire a hair before the clock reaches it
                 for room in list(self.rooms.values()):
                     try:
                         for channel in room.due(now):

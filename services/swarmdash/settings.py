@@ -243,7 +243,9 @@ class Settings:
         "RELAY_RETRY_MAX_S", 5.0, "Longest back-off of the relay while Redis is away, s.",
         min=0.1, max=300)
     flush_tick_ms: int = _relay(
-        "FLUSH_TICK_MS", 20, "Resolution of the batch timers, ms.", min=1, max=1000)
+        "FLUSH_TICK_MS", 20,
+        "Resolution of the batch timers, ms: a batch goes out at the first point of this grid "
+        "after its window ends.", min=1, max=1000)
     replay_limit: int = _relay(
         "REPLAY_LIMIT", 20000,
         "Most events replayed on a resume; beyond it (or beyond MAX_QUEUE_BYTES of events) "

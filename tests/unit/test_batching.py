@@ -115,6 +115,23 @@ def test_channels_have_their_own_windows() -> None:
     assert logs.event == "log_update_batch"
 
 
+def test_next_due_is_when_the_first_waiting_window_ends() -> None:
+    feed = Feed()
+    assert feed.room.next_due() is None  # nothing waits: no timer needed
+    feed.offer(ev("agent", "a1"), now=10.0)  # leading edge: sent, nothing waits
+    feed.offer(ev("log"), now=10.0)
+    assert feed.room.next_due() is None
+    feed.offer(ev("log"), now=10.05)
+    assert feed.room.next_due() == pytest.approx(11.0)
+    feed.offer(ev("agent", "a2"), now=10.1)
+    assert feed.room.next_due() == pytest.approx(10.2)  # the agent window ends first
+    assert feed.room.due(feed.room.next_due() or 0) == ["agent"]
+    feed.tick(10.2)
+    assert feed.room.next_due() == pytest.approx(11.0)
+    feed.tick(11.0)
+    assert feed.room.next_due() is None
+
+
 def test_a_full_batch_is_sent_at_once() -> None:
     feed = Feed(max_batch=3)
     feed.offer(ev("log"), now=0.0)

@@ -372,6 +372,28 @@ def test_windows_and_coalescing_through_the_relay(make_app: Callable[..., Flask]
     client.disconnect()
 
 
+def test_the_flush_timer_wakes_for_waiting_windows_only(make_app: Callable[..., Flask], ev: Any,
+                                                       wait_for: Callable[..., Any]) -> None:
+    app = make_app(BATCH_WINDOW_AGENT_MS="300", FLUSH_TICK_MS="20")
+    relay = node_of(app).relay
+    wait_for(lambda: relay.connected, message="relay connected")
+    client = app.extensions["socketio"].test_client(app)
+    inbox = Inbox(client)
+    subscribe(client, channels=["agent"])
+    assert relay.flush_at is None  # nothing waits: the flush loop has no deadline
+    ids = post(app.test_client(), [ev.agent("a1"), ev.agent("a2")])  # one read
+    wait_for(lambda: relay.flush_at is not None, message="a deadline for a2's window")
+    planned = relay.flush_at
+    [room] = relay.rooms.values()
+    ends = room.next_due()
+    assert ends is not None and ends <= planned < ends + 0.02  # the first tick after it
+    assert round(planned / 0.02) * 0.02 == pytest.approx(planned, abs=1e-6)  # on the grid
+    wait_for(lambda: len(inbox.payloads("agent_update_batch")) == 2, message="a2's batch")
+    assert [e["id"] for e in inbox.payloads("agent_update_batch")[1]["batch"]] == ids[1:]
+    wait_for(lambda: relay.flush_at is None, message="no deadline once nothing waits")
+    client.disconnect()
+
+
 def test_subscribe_while_the_store_is_unreachable(make_app: Callable[..., Flask],
                                                   closed_url: str) -> None:
     app = make_app(event_log=RedisEventLog(redis_connect(closed_url, 0.2)))

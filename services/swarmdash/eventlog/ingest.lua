@@ -77,12 +77,16 @@ for swarm, n in pairs(opened) do
   end
 end
 local ids = {}
+local listed = {}  -- swarms already added to the set by this batch
 for b = first, #ARGV, 6 do
   local swarm, kind, field, finished, ts, body =
     ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
   ids[#ids + 1] = id
-  redis.call('SADD', swarms, swarm)
+  if not listed[swarm] then
+    redis.call('SADD', swarms, swarm)
+    listed[swarm] = true
+  end
   if kind ~= '-' then
     local stored = '{"id":"' .. id .. '",' .. string.sub(body, 2)
     if kind == 'agent' then

@@ -23,6 +23,11 @@ def _script(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
+def _as_sent(reply: Any, **_options: Any) -> Any:
+    """A reply as Redis sent it: the relay's XREAD is read without redis-py's parsing."""
+    return reply
+
+
 class RedisEventLog(EventLog):
     def __init__(self, conn: redis.Redis, *, keys: Keys | None = None, maxlen: int = 100_000,
                  task_history: int = 200, blocking_conn: redis.Redis | None = None,
@@ -31,6 +36,11 @@ class RedisEventLog(EventLog):
                  replicas: ReplicaWait | None = None):
         self.redis = conn
         self.blocking = blocking_conn or conn
+        # The relay's reads come back unparsed and undecoded (the only XREAD of this client):
+        # every event of the stream is read by every node, and redis-py's decoding of each
+        # value and its dict per entry cost more than the JSON parsing that follows.
+        self.blocking.set_response_callback("XREAD", _as_sent)
+        self._reader: Any = None  # the relay's connection, held (see _read_new)
         # /health pings on connections of its own: a burst of requests holding the shared
         # pool must not make a busy but healthy node look dead to the proxy.
         self.health_conn = health_conn or conn
@@ -89,6 +99,17 @@ class RedisEventLog(EventLog):
             out.append(event)
         return out
 
+    @staticmethod
+    def _decode_raw(entries: Any) -> list[Event]:
+        """Entries of an unparsed XREAD reply: ``[id, [b"e", json]]`` each (ingest.lua writes
+        one field per entry)."""
+        out = []
+        for sid, fields in entries:
+            event = codec.loads(fields[1])
+            event["id"] = sid.decode()
+            out.append(event)
+        return out
+
     @redis_errors()
     def _replicated(self, conn: redis.Redis, command: Callable[[Any], Any]) -> Any:
         """Run a read; with INGEST_MIN_REPLICAS, return it only once that many replicas hold
@@ -100,12 +121,34 @@ class RedisEventLog(EventLog):
     def read(self, after: StreamId, count: int, block_ms: int | None = None) -> list[Event]:
         stream = self.keys.stream
         if block_ms:
-            reply: Any = self._replicated(self.blocking, lambda c: c.xread(
-                {stream: format_id(after)}, count=count, block=block_ms))
-            return self._decode(reply[0][1]) if reply else []
+            reply: Any
+            if self.replicas.needed:
+                reply = self._replicated(self.blocking, lambda c: c.execute_command(
+                    "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream,
+                    format_id(after), NEVER_DECODE=True))
+            else:
+                reply = self._read_new(after, count, block_ms)
+            return self._decode_raw(reply[0][1]) if reply else []
         entries: Any = self._replicated(self.redis, lambda c: c.xrange(
             stream, min="(" + format_id(after), max="+", count=count))
         return self._decode(entries)
+
+    @redis_errors()
+    def _read_new(self, after: StreamId, count: int, block_ms: int) -> Any:
+        """The relay's XREAD BLOCK, on a connection taken from its pool once and held: a
+        node reads after every append of the whole cluster, and the pool's checks on every
+        borrow cost more than the read itself. A read that fails drops the connection's
+        socket; the next one connects again (to the primary the sentinels name by then)."""
+        conn = self._reader
+        if conn is None:
+            conn = self._reader = self.blocking.connection_pool.get_connection()
+        try:
+            conn.send_command("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS",
+                              self.keys.stream, format_id(after))
+            return conn.read_response(disable_decoding=True)
+        except BaseException:  # a timeout or a kill too: the reply must not be read later
+            conn.disconnect()
+            raise
 
     def tail(self, count: int) -> list[Event]:
         entries: Any = self._replicated(
