@@ -247,7 +247,9 @@ def model(results: dict[str, Any]) -> str:
         "that fall behind read more per call, which makes the 1 ms fit the noisier).",
         "",
         "Node CPU per 1,000 dashboards at the benchmark's medium workload (1,210 events/s, "
-        "every 20th dashboard on all swarms): the medium run of docs/benchmarks.md delivered "
+        "every 20th dashboard on all swarms): the medium benchmark run of 2026-11-30 19:20 UTC, "
+        "on a machine as fast as the capacity runs' (docs/benchmarks.md now shows a later run on "
+        "a slower one), delivered "
         f"{BENCH_DELIVERED_S:,.0f} events/s to {BENCH_DASHBOARDS} dashboards = "
         f"{nc['per_dashboard']:.0f} events/s per dashboard, at {NODE_CPU_S_PER_MILLION} "
         f"CPU-s of the nodes per million delivered: 1,000 x {nc['per_dashboard']:.0f} x "

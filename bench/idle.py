@@ -3,7 +3,9 @@
 **Idle**: one node, no publisher. ``n`` official-client websockets connect straight to the
 node (about ``rate`` per second) and subscribe to one swarm; nothing is ever published.
 The figure is the node's RSS after they are in and settled, less its RSS before, over the
-clients that connected and subscribed: only what an idle subscribed connection costs.
+clients that connected and subscribed: only what an idle subscribed connection costs. Then
+the node's CPU over ``IDLE_CPU_S``: what holding them costs (pings, timers, health
+checks), with nothing to deliver.
 A tenth of the clients connect first and are not counted, so one-off allocations of the
 first connections do not land on the figure.
 
@@ -24,6 +26,8 @@ from .sizes import Size
 from .systems import BenchCluster, System
 from .workload import Workload
 
+#: Seconds over which the idle step reads the node's CPU (a few ping rounds of its clients).
+IDLE_CPU_S = 10.0
 #: Every client subscribes to the same single swarm (all_every larger than any n).
 ONE_SWARM = 10**9
 
@@ -56,8 +60,11 @@ def idle(run: Run, system: System, n: int, rate: float, settle_s: float) -> dict
         connect_s = time.monotonic() - t0
         time.sleep(settle_s)
         rss1 = procstat.rss_bytes(nodes())
+        cpu0, t1 = procstat.cpu_seconds(nodes()), time.monotonic()
+        time.sleep(IDLE_CPU_S)  # what the node spends holding them: pings, timers, checks
+        cpu_pct = 100 * (procstat.cpu_seconds(nodes()) - cpu0) / (time.monotonic() - t1)
         out.update({"counted": ok, "failed": failed, "connect_s": round(connect_s, 2),
-                    "rss_before": rss0, "rss_after": rss1,
+                    "rss_before": rss0, "rss_after": rss1, "cpu_pct": cpu_pct,
                     "bytes_per_connection": (rss1 - rss0) / ok if ok else None,
                     "connected": lg.report().connected})
     except Exception as exc:  # reported in the table, never a crash of the whole run

@@ -95,6 +95,12 @@ def idle_kb(r: Result, meta: dict[str, Any]) -> float | None:
     return value / 1024 if value is not None else None
 
 
+def idle_cpu(r: Result, meta: dict[str, Any]) -> float | None:
+    """The idle step's node CPU, % of a core, once its clients are in."""
+    value: float | None = r.get("idle_step", {}).get("cpu_pct")
+    return value
+
+
 def idle_failed(r: Result, meta: dict[str, Any]) -> float | None:
     step = r.get("idle_step")
     return None if not step or "failed" not in step else step["failed"]
@@ -147,6 +153,8 @@ FIGURES: list[tuple[str, str, str, str, str, Getter]] = [
      "<= 40", "low", idle_kb),
     ("1 clients", "idle step: clients that failed to connect and subscribe", "clients", "0",
      "low", idle_failed),
+    ("1 clients", "idle step: the node's CPU holding them (nothing published)", "% of a core",
+     "", "low", idle_cpu),
     ("1 clients", "memory per connection, first ramp step (snapshot loaded, no events yet)",
      "KB", "", "low", ramp_kb),
     ("1 clients", "connection scale: clients held through one HAProxy (quiet workload)",
