@@ -8,6 +8,7 @@ which the resume cursor of every batch is computed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,10 @@ from .events import (
     is_critical,
 )
 from .subscription import Subscription
+
+#: Seconds: a moment this close before a window's end counts as its end, so that float
+#: rounding never makes one window end twice nor a timer find its window not yet over.
+CLOCK_SLACK_S = 0.001
 
 
 @dataclass
@@ -99,14 +104,29 @@ class Room:
             waiting.append(event)
             pending = len(waiting)
         last = self._last_flush.get(channel)
-        if last is None or now >= last + self.windows[channel] or pending >= self.max_batch:
+        if last is None or self._ended(channel, last, now) or pending >= self.max_batch:
             return [self.flush(channel, eid, now)]
         return []
+
+    def window_end(self, channel: str, last: float) -> float:
+        """The end of the window in which ``channel`` last sent a batch (at ``last``).
+
+        Windows are slots of the clock: an agent window of 200 ms ends at every multiple of
+        200 ms since the epoch. So a room's channels, every room and every node end their
+        windows at the same moments: the batches due for one client leave together, in one
+        write, and the flush timer wakes a few times a second instead of once per window."""
+        window = self.windows[channel]
+        if window <= 0:
+            return last
+        return (math.floor((last + CLOCK_SLACK_S) / window) + 1) * window
+
+    def _ended(self, channel: str, last: float, now: float) -> bool:
+        return now + CLOCK_SLACK_S >= self.window_end(channel, last)
 
     def due(self, now: float) -> list[str]:
         """Channels whose window has passed and that hold events."""
         return [c for c in self.sub.channels  # the very test of next_due(): no rounding apart
-                if self._pending(c) and now >= self._last_flush.get(c, 0.0) + self.windows[c]]
+                if self._pending(c) and self._ended(c, self._last_flush.get(c, 0.0), now)]
 
     def next_due(self) -> float | None:
         """When the first channel holding events reaches the end of its window (the time
@@ -114,7 +134,7 @@ class Room:
         first: float | None = None
         for channel in self.sub.channels:
             if self._pending(channel):
-                at = self._last_flush.get(channel, 0.0) + self.windows[channel]
+                at = self.window_end(channel, self._last_flush.get(channel, 0.0))
                 if first is None or at < first:
                     first = at
         return first

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import codec, metrics
-from .batching import Emission, Room, replay_emissions
+from .batching import CLOCK_SLACK_S, Emission, Room, replay_emissions
 from .cursor import Cursor, StreamId, event_id
 from .eventlog import BackendUnavailable, EventLog, Snapshot
 from .events import Event, position_of
@@ -161,8 +161,8 @@ class Relay:
         if first is None:
             return None
         tick = self.settings.flush_tick_ms / 1000
-        at = math.ceil(first / tick) * tick
-        return at if at >= first else at + tick
+        # windows end on the grid: half the slack keeps float rounding from adding a tick
+        return math.ceil((first - CLOCK_SLACK_S / 2) / tick) * tick
 
     def _reschedule(self) -> None:
         """Called under the lock once a read's events are in their rooms: wake the flush

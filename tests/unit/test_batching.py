@@ -132,6 +132,39 @@ def test_next_due_is_when_the_first_waiting_window_ends() -> None:
     assert feed.room.next_due() is None
 
 
+def test_windows_are_slots_of_the_clock_shared_by_channels_and_rooms() -> None:
+    first, second = Feed(), Feed(swarm="beta")
+    first.offer(ev("agent", "a1"), now=10.05)  # leading edges, at different moments
+    first.offer(ev("task"), now=10.13)
+    second.offer(ev("agent", "b1", swarm="beta"), now=10.17)
+    first.offer(ev("agent", "a2"), now=10.15)
+    first.offer(ev("task"), now=10.16)
+    second.offer(ev("agent", "b2", swarm="beta"), now=10.19)
+    # every window of 200 ms ends at the same multiple of 200 ms
+    assert first.room.next_due() == pytest.approx(10.2)
+    assert second.room.next_due() == pytest.approx(10.2)
+    assert set(first.room.due(10.2)) == {"agent", "task"}  # one pass: one write per client
+    assert len(first.tick(10.2)) == 2 and len(second.tick(10.2)) == 1
+    first.offer(ev("agent", "a3"), now=10.25)
+    first.offer(ev("metric"), now=10.3)  # a leading edge
+    first.offer(ev("metric"), now=10.35)
+    assert first.room.due(10.39) == []
+    assert first.room.next_due() == pytest.approx(10.4)  # the agent window after 10.2
+    first.tick(10.4)
+    assert first.room.next_due() == pytest.approx(10.5)  # metric windows end every 500 ms
+
+
+def test_a_window_ends_once_whatever_the_rounding() -> None:
+    feed = Feed()
+    feed.offer(ev("agent", "a1"), now=0.0)
+    for k in range(1, 200):  # flushed at the end of each window, as the timer does
+        feed.offer(ev("agent", f"a{k}"), now=0.2 * k - 0.1)
+        end = feed.room.next_due()
+        assert end == pytest.approx(0.2 * k)
+        assert len(feed.tick(end or 0.0)) == 1
+        assert feed.room.due(end or 0.0) == []  # not due again at the same moment
+
+
 def test_a_full_batch_is_sent_at_once() -> None:
     feed = Feed(max_batch=3)
     feed.offer(ev("log"), now=0.0)

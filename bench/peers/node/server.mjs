@@ -4,8 +4,9 @@
 //   MODE=perevent  the publisher emits every event to the swarm's room through the adapter;
 //                  each node forwards it to its own members (one packet per event).
 //   MODE=batched   the publisher hands events to every node (serverSideEmit "ingest"); each
-//                  node batches them per room and channel with SwarmDash's windows (leading
-//                  edge, then one batch per window) and emits locally, like SwarmDash does.
+//                  node batches them per room and channel with SwarmDash's windows (slots of
+//                  the clock; leading edge, then one batch at each window's end) and emits
+//                  locally, like SwarmDash does.
 //
 // Environment: HOST, PORT, REDIS_URL, MODE, BATCH_WINDOWS (JSON {channel: ms}), NODE_ID.
 import http from "node:http";
@@ -59,6 +60,12 @@ function hasLocalMembers(room) {
   return io.of("/").adapter.rooms.has(room);
 }
 
+// The end of the window in which a channel last sent (windows are slots of the clock, as
+// in SwarmDash's batching.py; 1 ms of slack against rounding).
+function windowEnd(last, window) {
+  return window > 0 ? (Math.floor((last + 1) / window) + 1) * window : last;
+}
+
 function flush(room, channel, state, now) {
   if (state.events.length === 0) return;
   const batch = state.events;
@@ -82,7 +89,7 @@ function offer(room, event, now) {
   let state = perRoom[channel];
   if (!state) perRoom[channel] = (state = { events: [], last: 0 });
   state.events.push(event);
-  if (now - state.last >= (windows[channel] ?? 0)) flush(room, channel, state, now); // leading edge
+  if (now + 1 >= windowEnd(state.last, windows[channel] ?? 0)) flush(room, channel, state, now); // leading edge
 }
 
 if (mode === "batched") {
@@ -99,7 +106,7 @@ if (mode === "batched") {
     for (const [room, perRoom] of buffers) {
       if (!hasLocalMembers(room)) { buffers.delete(room); continue; }
       for (const [channel, state] of Object.entries(perRoom)) {
-        if (state.events.length && now - state.last >= (windows[channel] ?? 0)) flush(room, channel, state, now);
+        if (state.events.length && now + 1 >= windowEnd(state.last, windows[channel] ?? 0)) flush(room, channel, state, now);
       }
     }
   }, TICK_MS);
