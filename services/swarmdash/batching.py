@@ -48,7 +48,7 @@ class Room:
     _latest: dict[str, dict[str, Event]] = field(default_factory=dict)  # coalesced agents
     _coalesced: int = 0
     _lag: dict[str, StreamId] = field(default_factory=dict)
-    _last_flush: dict[str, float] = field(default_factory=dict)
+    _ends: dict[str, float] = field(default_factory=dict)  # end of each last batch's window
 
     def __post_init__(self) -> None:
         for channel in self.sub.channels:
@@ -103,8 +103,7 @@ class Room:
                 self._lag[channel] = prev
             waiting.append(event)
             pending = len(waiting)
-        last = self._last_flush.get(channel)
-        if last is None or self._ended(channel, last, now) or pending >= self.max_batch:
+        if now + CLOCK_SLACK_S >= self._ends.get(channel, 0.0) or pending >= self.max_batch:
             return [self.flush(channel, eid, now)]
         return []
 
@@ -120,13 +119,11 @@ class Room:
             return last
         return (math.floor((last + CLOCK_SLACK_S) / window) + 1) * window
 
-    def _ended(self, channel: str, last: float, now: float) -> bool:
-        return now + CLOCK_SLACK_S >= self.window_end(channel, last)
-
     def due(self, now: float) -> list[str]:
         """Channels whose window has passed and that hold events."""
+        ends = self._ends
         return [c for c in self.sub.channels  # the very test of next_due(): no rounding apart
-                if self._pending(c) and self._ended(c, self._last_flush.get(c, 0.0), now)]
+                if self._pending(c) and now + CLOCK_SLACK_S >= ends.get(c, 0.0)]
 
     def next_due(self) -> float | None:
         """When the first channel holding events reaches the end of its window (the time
@@ -134,7 +131,7 @@ class Room:
         first: float | None = None
         for channel in self.sub.channels:
             if self._pending(channel):
-                at = self.window_end(channel, self._last_flush.get(channel, 0.0))
+                at = self._ends.get(channel, 0.0)
                 if first is None or at < first:
                     first = at
         return first
@@ -150,7 +147,7 @@ class Room:
         if channel == "agent":  # the count belongs to the agent buffer only
             coalesced, self._coalesced = self._coalesced, 0
         self._lag.pop(channel, None)
-        self._last_flush[channel] = now
+        self._ends[channel] = self.window_end(channel, now)
         payload = batch_payload(self.sub, channel, batch, self.cursor(head), now)
         if coalesced:
             payload["coalesced"] = coalesced
