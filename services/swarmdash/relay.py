@@ -176,10 +176,15 @@ class Relay:
         """Send the batches whose window has ended. The loop sleeps until the next window
         ends (on the ``FLUSH_TICK_MS`` grid), or, while nothing waits, until a read gives a
         room something to wait for: an idle node does not wake for its timers."""
+        tick = self.settings.flush_tick_ms / 1000
+        retry_at = 0.0  # after a room failed to flush: not again before this (no busy loop)
         while self._running:
             self._timer.clear()
             with self._lock:
-                self.flush_at = at = self._next_flush()
+                at = self._next_flush()
+                if at is not None and at < retry_at:
+                    at = retry_at
+                self.flush_at = at
             timed_out = not self._timer.wait(None if at is None else max(0.0, at - self.clock()))
             if not self._running or self.position is None:
                 continue
@@ -187,12 +192,14 @@ class Relay:
                 now = self.clock()
                 if timed_out and at is not None:
                     now = max(now, at)  # a timer may fire a hair before the clock reaches it
+                retry_at = 0.0
                 for room in list(self.rooms.values()):
                     try:
                         for channel in room.due(now):
                             self._emit(room, room.flush(channel, self.position, now), now)
                     except Exception:  # the timers must keep running for the other rooms
                         log.exception("relay: flushing room %s failed", room.name)
+                        retry_at = now + tick
 
     def _emit(self, room: Room, emission: Emission, now: float) -> None:
         reached = self.fanout.emit(room.name, emission.event, emission.payload)

@@ -154,8 +154,16 @@ def test_latency_lag_slow_consumer_and_connection_metrics(drill: Drill) -> None:
             "| grep 'swarmdash_emit_latency_seconds_bucket{event=\"log_update_batch\"'").stdout
         assert 'le="+Inf"' in buckets
         assert metric_value(node_url, "swarmdash_connected_clients") >= 1
-        cluster = json.loads(drill.sh(f"curl -s {TOKEN_HEADER} http://127.0.0.1:8050/api/v1/cluster").stdout)
-        assert cluster["totals"]["clients_per_swarm"].get("diag") == 1
+
+        def per_swarm() -> dict[str, int]:
+            cluster = json.loads(drill.sh(
+                f"curl -s {TOKEN_HEADER} http://127.0.0.1:8050/api/v1/cluster").stdout)
+            counts: dict[str, int] = cluster["totals"]["clients_per_swarm"]
+            return counts
+
+        # the registry learns it with the node's next heartbeat (HEARTBEAT_INTERVAL)
+        wait_for(lambda: per_swarm().get("diag") == 1, 10,
+                 message="the subscription in /api/v1/cluster's totals")
     finally:
         viewer.close()
 

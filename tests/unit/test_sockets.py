@@ -5,6 +5,7 @@ The relay runs in background threads: tests wait for conditions with ``wait_for`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -392,6 +393,28 @@ def test_the_flush_timer_wakes_for_waiting_windows_only(make_app: Callable[..., 
     wait_for(lambda: len(inbox.payloads("agent_update_batch")) == 2, message="a2's batch")
     assert [e["id"] for e in inbox.payloads("agent_update_batch")[1]["batch"]] == ids[1:]
     wait_for(lambda: relay.flush_at is None, message="no deadline once nothing waits")
+    client.disconnect()
+
+
+def test_a_room_that_fails_to_flush_is_retried_once_a_tick(
+        make_app: Callable[..., Flask], ev: Any, wait_for: Callable[..., Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(BATCH_WINDOW_LOG_MS="20", FLUSH_TICK_MS="20")
+    relay = node_of(app).relay
+    wait_for(lambda: relay.connected, message="relay connected")
+    client = app.extensions["socketio"].test_client(app)
+    inbox = Inbox(client)
+    subscribe(client, channels=["log"])
+    post(app.test_client(), [ev.log("1")])  # the leading edge: sent at once
+    wait_for(lambda: inbox.payloads("log_update_batch"), message="the leading edge")
+    attempts: list[float] = []
+    [room] = relay.rooms.values()
+    monkeypatch.setattr(room, "flush", lambda *_a: attempts.append(time.monotonic()) or 1 / 0)
+    post(app.test_client(), [ev.log("2")])  # waits for its window; every flush of it fails
+    wait_for(lambda: len(attempts) >= 6, message="the failing flush retried")
+    # the first try may be the read's own; the timer's retries are paced by FLUSH_TICK_MS,
+    # not a busy loop (a slow machine only spaces them more)
+    assert attempts[5] - attempts[1] >= 4 * 0.02 - 0.005
     client.disconnect()
 
 
