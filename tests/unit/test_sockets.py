@@ -19,6 +19,7 @@ from swarmdash.cursor import Cursor, parse_id
 from swarmdash.eventlog.redis import RedisEventLog
 from swarmdash.node import Node, node_of
 from swarmdash.redisconn import connect as redis_connect
+from swarmdash.relay import Relay
 from swarmdash.subscription import AHEAD, BadRequest, from_payload
 
 BATCHES = ("agent_update_batch", "task_update_batch", "metric_update_batch",
@@ -374,14 +375,22 @@ def test_windows_and_coalescing_through_the_relay(make_app: Callable[..., Flask]
     client.disconnect()
 
 
-def test_the_flush_timer_wakes_for_waiting_windows_only(make_app: Callable[..., Flask], ev: Any,
-                                                       wait_for: Callable[..., Any]) -> None:
-    app = make_app(BATCH_WINDOW_AGENT_MS="300", FLUSH_TICK_MS="20")
+def one_subscriber(make_app: Callable[..., Flask], wait_for: Callable[..., Any], channel: str,
+                   **env: str) -> tuple[Flask, Relay, SocketIOTestClient, Inbox]:
+    """A node with ``env`` and one client subscribed to alpha's ``channel``."""
+    app = make_app(**env)
     relay = node_of(app).relay
     wait_for(lambda: relay.connected, message="relay connected")
     client = app.extensions["socketio"].test_client(app)
     inbox = Inbox(client)
-    subscribe(client, channels=["agent"])
+    subscribe(client, channels=[channel])
+    return app, relay, client, inbox
+
+
+def test_the_flush_timer_wakes_for_waiting_windows_only(make_app: Callable[..., Flask], ev: Any,
+                                                       wait_for: Callable[..., Any]) -> None:
+    app, relay, client, inbox = one_subscriber(make_app, wait_for, "agent",
+                                               BATCH_WINDOW_AGENT_MS="300", FLUSH_TICK_MS="20")
     assert relay.flush_at is None  # nothing waits: the flush loop has no deadline
     ids = post(app.test_client(), [ev.agent("a1"), ev.agent("a2")])  # one read
     wait_for(lambda: relay.flush_at is not None, message="a deadline for a2's window")
@@ -399,12 +408,8 @@ def test_the_flush_timer_wakes_for_waiting_windows_only(make_app: Callable[..., 
 def test_a_room_that_fails_to_flush_is_retried_once_a_tick(
         make_app: Callable[..., Flask], ev: Any, wait_for: Callable[..., Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    app = make_app(BATCH_WINDOW_LOG_MS="20", FLUSH_TICK_MS="20")
-    relay = node_of(app).relay
-    wait_for(lambda: relay.connected, message="relay connected")
-    client = app.extensions["socketio"].test_client(app)
-    inbox = Inbox(client)
-    subscribe(client, channels=["log"])
+    app, relay, client, inbox = one_subscriber(make_app, wait_for, "log",
+                                               BATCH_WINDOW_LOG_MS="20", FLUSH_TICK_MS="20")
     post(app.test_client(), [ev.log("1")])  # the leading edge: sent at once
     wait_for(lambda: inbox.payloads("log_update_batch"), message="the leading edge")
     attempts: list[float] = []
