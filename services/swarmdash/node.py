@@ -46,7 +46,9 @@ class Node:
         self.store = StoreWatch(self.event_log.ping, lambda: self.peers,
                                 grace=s.redis_outage_grace, peer_timeout=s.peer_check_timeout,
                                 ping_timeout=s.redis_timeout,
-                                on_back=self.relay.wake)
+                                on_back=self.relay.wake,
+                                answered_at=lambda: self.relay.answered_at,
+                                answer_counts_for=s.store_check_interval / 2)
 
     @property
     def uptime(self) -> float:

@@ -61,6 +61,9 @@ class Relay:
         self._woken = False
         self._timer = threading.Event()  # wakes the flush loop before its planned time
         self.flush_at: float | None = None  # when the flush loop plans to wake (None: idle)
+        #: When the last read of the log was answered (time.monotonic(); 0.0: never): the
+        #: store watch needs no ping of its own to know Redis answers.
+        self.answered_at = 0.0
         #: Called with every event read, after its rooms (see legacy.py); under the lock.
         self.listeners: list[Callable[[Event], None]] = []
 
@@ -88,8 +91,10 @@ class Relay:
                     log.warning("relay reconnected; resuming after %d-%d", *self.position)
                 self.connected = True
                 events = self.log.read(self.position, s.relay_read_count, s.relay_block_ms)
+                self.answered_at = time.monotonic()
                 backoff = 0.1
             except BackendUnavailable as exc:
+                self.answered_at = 0.0  # the store watch pings at its next round
                 if self.connected:
                     log.warning("relay lost the event log (%s); retrying", exc)
                 self.connected = False

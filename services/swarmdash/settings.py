@@ -212,7 +212,8 @@ class Settings:
         "answers 503. A node that alone loses Redis answers 503 at once.", min=0, max=3600)
     store_check_interval: float = _outage(
         "STORE_CHECK_INTERVAL", 0.5,
-        "Seconds between two Redis pings of a node's store watch (what /health reports).",
+        "Seconds between two rounds of a node's store watch (what /health reports): a Redis "
+        "ping, skipped while the relay's reads of the log are answered (within half of it).",
         min=0.05, max=60)
     peer_check_timeout: float = _outage(
         "PEER_CHECK_TIMEOUT", 1.0,

@@ -1,9 +1,12 @@
 """The store watch: does this node reach Redis, and when it does not, is it alone?
 
-A background loop pings Redis every ``STORE_CHECK_INTERVAL`` on the health connections.
-When a ping fails, the node asks its peers (the last live nodes the cluster registry
-listed, remembered because the registry itself is in Redis) whether *they* reach Redis
-now, with a fresh ping of their own (``GET /health/redis``):
+A background loop pings Redis every ``STORE_CHECK_INTERVAL`` on the health connections,
+unless the relay's read of the log was answered within half that interval
+(``answered_at``): a node that reads events already knows Redis answers, and skips the
+ping (a path cut silently just after such an answer is pinged at the next round). During an
+outage it always pings. When a ping fails, the node asks its peers (the last live nodes the
+cluster registry listed, remembered because the registry itself is in Redis) whether *they*
+reach Redis now, with a fresh ping of their own (``GET /health/redis``):
 
 - a peer answers yes: this node alone lost Redis (``scope`` ``node``). ``/health`` answers
   503, the proxy takes the node out and its clients resume on a node that still gets events;
@@ -67,6 +70,10 @@ class StoreWatch:
     on_back: Callable[[], None] = lambda: None
     ask: Callable[[str, float], bool] = ask_peer
     clock: Callable[[], float] = time.time
+    #: time.monotonic() of the last answer Redis gave another reader of this node (the
+    #: relay), and how recent it must be to stand for a ping (0: always ping).
+    answered_at: Callable[[], float] = lambda: 0.0
+    answer_counts_for: float = 0.0
     checked: bool = field(default=False, init=False)
     reached: bool = field(default=False, init=False)  # Redis answered at least once since start
     outage: Outage | None = field(default=None, init=False)
@@ -75,6 +82,10 @@ class StoreWatch:
     def check(self) -> None:
         """Ping Redis; on a failure, find out whether this node is alone."""
         started = time.monotonic()
+        if (self.outage is None and self.reached
+                and started - self.answered_at() < self.answer_counts_for):
+            self.checked = True  # the relay's read was answered just now: no ping needed
+            return
         ok = self.ping()
         took = time.monotonic() - started
         if not ok and self._someone_else_reaches_it():

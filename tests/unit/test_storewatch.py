@@ -139,3 +139,60 @@ def test_a_node_alone_in_an_outage_stays_healthy_and_tells_its_clients(
     wait_for(lambda: inbox.event_ids() == ids, message="events flow again")
     assert http.get("/health").get_json()["status"] == "ok"
     client.disconnect()
+
+
+class Monotonic:
+    """The store watch reads time.monotonic() to date the relay's last answer."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.now = 500.0
+        monkeypatch.setattr("swarmdash.storewatch.time.monotonic", lambda: self.now)
+
+
+def test_a_read_of_the_relay_answered_within_the_interval_stands_for_a_ping(
+        monkeypatch: Any) -> None:
+    """A node that reads events knows Redis answers: no ping of its own, until the relay's
+    last answer is older than the interval; a failing ping then is an outage as before."""
+    mono, pings, answered = Monotonic(monkeypatch), [], [0.0]
+    ok = [True]
+
+    def ping() -> bool:
+        pings.append(mono.now)
+        return ok[0]
+
+    told: list[dict[str, Any]] = []
+    w = StoreWatch(ping, lambda: [], grace=30, peer_timeout=0.5, ping_timeout=2,
+                   notify=told.append, answered_at=lambda: answered[0],
+                   answer_counts_for=0.5, clock=Clock())
+    w.check()
+    assert pings == [500.0], "the first round pings: Redis has not answered this node yet"
+    answered[0] = mono.now = 500.4
+    mono.now = 500.5
+    w.check()
+    assert pings == [500.0] and w.available and w.healthy()
+    mono.now = 501.0  # the relay's last answer is 0.6 s old: it stands for nothing now
+    ok[0] = False
+    w.check()
+    assert pings == [500.0, 501.0] and not w.available
+    assert told and told[0]["available"] is False
+    answered[0] = mono.now = 501.4  # during an outage every round pings, whatever answered
+    w.check()
+    assert pings[-1] == 501.4 and not w.available
+    ok[0] = True
+    w.check()
+    assert w.available and told[-1] == {"available": True}
+
+
+def test_a_relay_read_that_fails_makes_the_next_round_ping(
+        make_app: Callable[..., Flask], wait_for: Callable[..., Any]) -> None:
+    """Redis gone: the relay's failed read clears its answer, so the store watch pings at
+    its next round and reports the outage as quickly as it did with a ping every round."""
+    server = fakeredis.FakeServer()
+    conn = fakeredis.FakeRedis(server=server, decode_responses=True, protocol=2)
+    app = make_app(event_log=RedisEventLog(conn, keys=Keys("unit")), STORE_CHECK_INTERVAL="0.05",
+                   RELAY_BLOCK_MS="20")
+    node = node_of(app)
+    wait_for(lambda: node.relay.answered_at > 0, message="the relay read the log")
+    server.connected = False
+    wait_for(lambda: node.relay.answered_at == 0.0, message="the failed read cleared it")
+    wait_for(lambda: not node.store.available, message="the outage is seen")

@@ -28,52 +28,61 @@ if idem_ttl > 0 then
   end
 end
 -- The state limits, checked before anything is written: swarms the batch adds, agents it
--- adds, and tasks it leaves open that were not open before, per swarm.
-local new_agents, agent_seen, task_was, task_now, task_swarm = {}, {}, {}, {}, {}
+-- adds, and tasks it leaves open that were not open before, per swarm. A swarm whose
+-- counts stay within the limits even if every agent and task of the batch were new needs
+-- no look-up per agent or task; only one near a limit is counted exactly.
+local agents_in, tasks_in = {}, {}  -- per swarm: distinct agents; task field -> open after
 local swarm_seen, new_swarms, a_new_swarm = {}, 0, nil
 for b = first, #ARGV, 6 do
   local swarm, kind, field, finished = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if not swarm_seen[swarm] then
     swarm_seen[swarm] = true
+    agents_in[swarm], tasks_in[swarm] = {}, {}
     if redis.call('SISMEMBER', swarms, swarm) == 0 then
       new_swarms = new_swarms + 1
       a_new_swarm = a_new_swarm or swarm
     end
   end
-  local k = swarm .. '\n' .. field
-  if kind == 'agent' and not agent_seen[k] then
-    agent_seen[k] = true
-    if redis.call('HEXISTS', prefix .. swarm .. agents_sfx, field) == 0 then
-      new_agents[swarm] = (new_agents[swarm] or 0) + 1
-    end
+  if kind == 'agent' then
+    agents_in[swarm][field] = true
   elseif kind == 'task' then
-    if task_was[k] == nil then
-      local known = redis.call('HEXISTS', prefix .. swarm .. tasks_sfx, field) == 1
-      local done = redis.call('ZSCORE', prefix .. swarm .. done_sfx, field)
-      task_was[k] = (known and not done) and 1 or 0
-      task_swarm[k] = swarm
-    end
-    task_now[k] = (finished == '1') and 0 or 1
+    tasks_in[swarm][field] = (finished == '1') and 0 or 1
   end
 end
 if new_swarms > 0 and redis.call('SCARD', swarms) + new_swarms > max_swarms then
   return {2, 'MAX_SWARMS', a_new_swarm, max_swarms}
 end
-for swarm, n in pairs(new_agents) do
-  if redis.call('HLEN', prefix .. swarm .. agents_sfx) + n > max_agents then
-    return {2, 'MAX_AGENTS_PER_SWARM', swarm, max_agents}
+for swarm, fields in pairs(agents_in) do
+  local n = 0
+  for _ in pairs(fields) do n = n + 1 end
+  if n > 0 then
+    local agents = prefix .. swarm .. agents_sfx
+    local held = redis.call('HLEN', agents)
+    if held + n > max_agents then
+      local new = 0
+      for f in pairs(fields) do
+        if redis.call('HEXISTS', agents, f) == 0 then new = new + 1 end
+      end
+      if held + new > max_agents then return {2, 'MAX_AGENTS_PER_SWARM', swarm, max_agents} end
+    end
   end
 end
-local opened = {}
-for k, now in pairs(task_now) do
-  local swarm = task_swarm[k]
-  opened[swarm] = (opened[swarm] or 0) + now - task_was[k]
-end
-for swarm, n in pairs(opened) do
-  if n > 0 then
-    local open = redis.call('HLEN', prefix .. swarm .. tasks_sfx)
-      - redis.call('ZCARD', prefix .. swarm .. done_sfx)
-    if open + n > max_open then return {2, 'MAX_OPEN_TASKS_PER_SWARM', swarm, max_open} end
+for swarm, fields in pairs(tasks_in) do
+  local most = 0  -- tasks the batch leaves open: at most this many more than before
+  for _, now in pairs(fields) do most = most + now end
+  if most > 0 then
+    local tasks, done = prefix .. swarm .. tasks_sfx, prefix .. swarm .. done_sfx
+    local open = redis.call('HLEN', tasks) - redis.call('ZCARD', done)
+    if open + most > max_open then
+      local opened = 0
+      for f, now in pairs(fields) do
+        local was = redis.call('HEXISTS', tasks, f) == 1 and not redis.call('ZSCORE', done, f)
+        opened = opened + now - (was and 1 or 0)
+      end
+      if opened > 0 and open + opened > max_open then
+        return {2, 'MAX_OPEN_TASKS_PER_SWARM', swarm, max_open}
+      end
+    end
   end
 end
 local ids = {}
