@@ -10,7 +10,7 @@ from flask import Flask, render_template
 from flask_socketio import SocketIO
 
 from . import codec, cors, hosts, metrics, patches, sockets
-from .api import api
+from .api import answer_health_first, api
 from .auth import web as auth_web
 from .auth.config import AuthConfig
 from .auth.origins import OriginPolicy
@@ -87,7 +87,8 @@ def create_app(settings: Settings, *, async_mode: str = "threading",
     app.extensions["swarmdash"] = node
     # Outermost, in front of Socket.IO's middleware too: DNS rebinding (see hosts.py).
     policy = hosts.HostPolicy.from_settings(settings)
-    app.wsgi_app = hosts.guard(app.wsgi_app, policy)  # type: ignore[method-assign, assignment]
+    app.wsgi_app = hosts.guard(  # type: ignore[method-assign, assignment]
+        answer_health_first(app.wsgi_app, node), policy)
     app.register_blueprint(api)
     cors.install(app, OriginPolicy(settings.cors_allowed_origins))
     auth_web.install(app, AuthConfig.from_settings(settings))

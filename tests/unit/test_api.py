@@ -234,6 +234,30 @@ def test_health(http: FlaskClient) -> None:
     assert body["status"] == "ok"
 
 
+def test_health_is_answered_in_front_of_flask_with_the_routes_answer(
+        make_app: Callable[..., Flask]) -> None:
+    """HAProxy asks GET /health several times a second per node: it is answered before
+    Flask's request machinery (no request hook runs), with what the Flask route (HEAD, and
+    any other caller) answers, the same JSON and status."""
+    app = make_app()
+    hooks: list[str] = []
+    app.before_request(lambda: hooks.append("flask"))  # type: ignore[arg-type, func-returns-value]
+    http = app.test_client()
+    fast = http.get("/health?from=haproxy")
+    assert fast.status_code == 200 and fast.mimetype == "application/json"
+    assert hooks == [], "GET /health went through Flask"
+    with app.test_request_context("/health"):
+        from swarmdash.api import health
+
+        routed, status = health()
+    assert status == 200
+    body, routed_body = fast.get_json(), routed.get_json()
+    body.pop("uptime"), routed_body.pop("uptime")
+    assert body == routed_body and body["auth"] in ("enabled", "disabled")
+    assert http.head("/health").status_code == 200 and hooks == ["flask"]
+    assert http.get("/api/v1/config").status_code == 200 and hooks == ["flask", "flask"]
+
+
 def test_metrics(http: FlaskClient, ev: Any) -> None:
     post(http, [ev.log()])
     post(http, [ev.log(level="nope")])
