@@ -8,7 +8,11 @@ medium workload (300 agents, 10 swarms, 1,210 events/s) as 50 ms reads, flush ti
 20 ms in between, on a simulated clock; 11 rooms (each swarm, and ``*``) with ``--members``
 members each, which agreed to shared deflate as browsers do and whose sockets only count
 the bytes. The figure is the process's CPU time per
-event read (``time.process_time``), which other work on the machine hardly moves.
+event read (``time.process_time``), which other work on the machine moves less than wall
+time, but still moves on a busy machine. ``--instructions`` adds the instructions per event
+read, counted by valgrind's callgrind, which are the same from one run to the next: two
+runs that prepare the same workload and process all of it, then half of it; the
+difference over the difference in events read leaves out start-up and preparation.
 ``--before DIR`` runs another checkout the same way, side by side.
 """
 
@@ -17,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -51,8 +57,9 @@ class _Holder:
         self.__dict__.update(attrs)
 
 
-def measure(members: int, seconds: float) -> dict[str, float]:
-    """Run the relay's path in this process and return its figures."""
+def measure(members: int, seconds: float, process: float | None = None) -> dict[str, float]:
+    """Run the relay's path in this process and return its figures: ``seconds`` of
+    workload prepared, the first ``process`` seconds of it (all by default) processed."""
     import socketio
 
     from swarmdash import codec, wsframes
@@ -96,6 +103,8 @@ def measure(members: int, seconds: float) -> dict[str, float]:
         reads.append(events)
     ticks = [TICK_S * (i + 1) for i in range(int(READ_S / TICK_S))]
     reschedule = getattr(relay, "_reschedule", None)
+    if process is not None:
+        reads = reads[:int(process / READ_S)]
     started = time.process_time()
     for k, events in enumerate(reads):
         clock[0] = START + k * READ_S
@@ -117,16 +126,49 @@ def measure(members: int, seconds: float) -> dict[str, float]:
             "bytes_per_event_member": sent / read / len(sockets)}
 
 
-def run_in(source: Path | None, members: int, seconds: float) -> dict[str, float]:
-    """``measure`` in a fresh interpreter, on this checkout's code or ``source``'s."""
+def _argv(members: int, seconds: float, process: float | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "bench.relay_path", "--members", str(members),
+            "--seconds", str(seconds), "--json"]
+    return argv + (["--process", str(process)] if process is not None else [])
+
+
+def _env(source: Path | None) -> tuple[dict[str, str], Path]:
     root = Path(__file__).resolve().parent.parent
     services = (source.resolve() if source else root) / "services"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(services), str(root)])}
-    out = subprocess.run([sys.executable, "-m", "bench.relay_path", "--members", str(members),
-                          "--seconds", str(seconds), "--json"], env=env, cwd=root,
-                         capture_output=True, text=True, check=True)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(services), str(root)])}, root
+
+
+def run_in(source: Path | None, members: int, seconds: float) -> dict[str, float]:
+    """``measure`` in a fresh interpreter, on this checkout's code or ``source``'s."""
+    env, root = _env(source)
+    out = subprocess.run(_argv(members, seconds), env=env, cwd=root, capture_output=True,
+                         text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _counted(source: Path | None, members: int, seconds: float,
+             process: float) -> tuple[int, float]:
+    """(instructions of the whole interpreter run, events read), under callgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind on the PATH (apt-get install valgrind)")
+    env, root = _env(source)
+    out = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                          *_argv(members, seconds, process)], env=env, cwd=root,
+                         capture_output=True, text=True, check=True)
+    found = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no count: {out.stderr[-400:]}")
+    return int(found.group(1)), json.loads(out.stdout.strip().splitlines()[-1])["events read"]
+
+
+def instructions_per_event(source: Path | None, members: int, seconds: float) -> float:
+    """Instructions per event read: the same workload prepared twice, processed whole and
+    half; start-up and preparation cancel out in the difference."""
+    whole, n_whole = _counted(source, members, seconds, seconds)
+    half, n_half = _counted(source, members, seconds, seconds / 2)
+    return (whole - half) / (n_whole - n_half)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,12 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="of simulated workload")
     p.add_argument("--repeat", type=int, default=3, help="runs per column; the best is kept")
     p.add_argument("--before", type=Path, default=None, metavar="DIR")
+    p.add_argument("--instructions", type=float, default=0.0, metavar="SECONDS",
+                   help="also count instructions per event read with callgrind, over this "
+                        "many seconds of workload (4 is enough; valgrind is slow)")
+    p.add_argument("--process", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--write-docs", action="store_true",
                    help="keep the table for docs/benchmarks.md (docs/benchmarks/relay_path.md)")
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one run, as JSON
     args = p.parse_args(argv)
     if args.json:
-        print(json.dumps(measure(args.members, args.seconds)))
+        print(json.dumps(measure(args.members, args.seconds, args.process)))
         return 0
     columns: dict[str, Path | None] = {"SwarmDash": None}
     if args.before:
@@ -150,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     for title, source in columns.items():
         runs = [run_in(source, args.members, args.seconds) for _ in range(args.repeat)]
         results[title] = min(runs, key=lambda r: r["cpu_us_per_event"])
+        if args.instructions:
+            results[title]["instructions"] = instructions_per_event(
+                source, args.members, args.instructions)
     first = next(iter(results.values()))
     lines = [f"Relay path: {first['events read']:,.0f} events read, 11 rooms, "
              f"{first['members']:,.0f} members; best of {args.repeat}", "",
@@ -158,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                  f"{r['cpu_us_per_event']:.1f}" for r in results.values()) + " |",
              "| bytes written per event read and member | " + " | ".join(
                  f"{r['bytes_per_event_member']:.1f}" for r in results.values()) + " |"]
+    if args.instructions:
+        lines.insert(-1, f"| instructions per event read (callgrind, {args.instructions:g} s "
+                         "of workload) | " + " | ".join(
+                             f"{r['instructions']:,.0f}" for r in results.values()) + " |")
     table = "\n".join(lines) + "\n"
     print(table, end="")
     if args.write_docs:
