@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 #: The library that compresses room streams: zlib-ng (the same deflate streams as zlib, made
-#: in about 30% less time at :data:`STREAM_LEVEL`), or zlib where zlib-ng has no wheel.
+#: in a quarter to a third less time at :data:`STREAM_LEVEL`), or zlib where it has no wheel.
 STREAM_ZLIB: ModuleType
 try:
     from zlib_ng import zlib_ng as STREAM_ZLIB
