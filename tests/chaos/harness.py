@@ -149,16 +149,22 @@ class Result:
     def gaps(self) -> int:
         return sum(int(c["gaps"]) for c in self.clients)
 
+    @property
+    def fault_ms(self) -> int:
+        """The fault's moment as the clients stamp theirs: whole epoch milliseconds
+        (``Date.now()`` truncates), so a client dropped in the same millisecond counts."""
+        return math.floor(self.fault_at * 1000)
+
     def affected(self) -> list[dict[str, Any]]:
         """Clients that lost their connection during the scenario (after the fault)."""
-        start = self.fault_at * 1000
+        start = self.fault_ms
         return [c for c in self.clients if any(d >= start for d in c["disconnects"])]
 
     def back_times(self) -> tuple[list[float], list[float]]:
         """For each affected client: seconds from ``back_from`` until its first successful
         resubscribe after its last disconnect, and its own time without a subscription
         (first disconnect to that resubscribe). Infinite when it never came back."""
-        start = self.fault_at * 1000
+        start = self.fault_ms
         since_fault, outage = [], []
         for c in self.affected():
             lost = [d for d in c["disconnects"] if d >= start]
