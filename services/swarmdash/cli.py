@@ -100,6 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(s, async_mode=s.async_mode)
+    from .gcfreeze import freeze_start_up
+
+    freeze_start_up()  # as the gunicorn worker does once the app is loaded
     # Never Werkzeug's interactive debugger or reloader, FLASK_DEBUG or not: the debugger
     # runs code for whoever reaches the port. (Flask's own run() reads FLASK_DEBUG from the
     # environment, hence use_debugger for the threading server.)

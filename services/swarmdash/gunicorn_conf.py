@@ -29,6 +29,14 @@ control_socket_disable = True
 proc_name = f"swarmdash-{_settings.node_name}"
 
 
+def post_worker_init(worker: Any) -> None:
+    """The app is loaded: what it built stays out of the garbage collector's full
+    collections (:mod:`swarmdash.gcfreeze`)."""
+    from swarmdash.gcfreeze import freeze_start_up
+
+    freeze_start_up()
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Leave the cluster registry at once on a clean stop (a crash relies on the TTL)."""
     node = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("swarmdash")

@@ -127,6 +127,10 @@ SENTINEL_QUORUM = Gauge(
     f"{NS}_redis_sentinel_quorum",
     "1 when the sentinels can authorize a failover of the primary (SENTINEL CKQUORUM)",
     registry=REGISTRY)
+GC_FROZEN = Gauge(
+    f"{NS}_gc_frozen_objects",
+    "Objects built at start-up that the garbage collector's full collections skip "
+    "(0: not frozen)", registry=REGISTRY)
 
 
 _RELAYED = {kind: EVENTS_RELAYED.labels(type=kind) for kind in EVENT_TYPES}

@@ -117,6 +117,15 @@ def assert_exactly_once_in_order(client: DashClient, expected: list[str], swarm:
         assert ids == sorted(ids, key=id_key), f"{channel} events out of order"
 
 
+def test_every_engine_freezes_its_start_up_objects(cluster: Cluster) -> None:
+    """gunicorn's worker, and swarmdash serve under gevent and eventlet: what a node built
+    at start-up is out of the garbage collector's full collections, which would otherwise
+    walk it all while every client of the node waits (swarmdash/gcfreeze.py)."""
+    for node in cluster.nodes:
+        frozen = metric_value(node.url, "swarmdash_gc_frozen_objects")
+        assert frozen > 10_000, f"{node.name} ({node.engine}): {frozen:.0f} objects frozen"
+
+
 def test_event_from_any_node_reaches_subscribers_of_every_node_once(
         cluster: Cluster, clients: list[DashClient]) -> None:
     swarm = "fanout"
