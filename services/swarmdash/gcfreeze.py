@@ -4,10 +4,10 @@ Before it serves anything, a node builds tens of thousands of objects that live 
 the process: modules, the Flask app, the Socket.IO and Engine.IO servers, the settings,
 the scripts. CPython's cyclic collector walks every one of them at each full (generation 2)
 collection, and nothing else in the process runs while it walks. On the benchmark's medium
-workload, full collections stopped a node for 100-165 ms each while dashboards connected,
+workload, full collections stopped a node for 75-165 ms each while dashboards connected,
 and each time every client of that node waited. ``gc.freeze()`` moves the objects alive at
 that moment to a permanent generation that collections skip (reference counting still frees
-any of them that is released), and the same full collections then took 6-16 ms.
+any of them that is released), and the same full collections then took 5-16 ms.
 
 What start-up left as garbage is collected first, so none of it is kept for good. The
 gunicorn worker freezes once the app is loaded (``post_worker_init`` in
