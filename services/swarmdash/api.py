@@ -220,8 +220,7 @@ def answer_health_first(wsgi_app: Any, node: Node) -> Any:
     """``GET /health`` answered before Flask and Socket.IO's middleware: HAProxy asks it
     several times a second per node, and the request machinery it skips (request context,
     session, routing, hooks) and the route were two thirds of what such a request cost a
-    node. Every other
-    request, and HEAD /health, goes on to ``wsgi_app``."""
+    node. Every other request, and HEAD /health, goes on to ``wsgi_app``."""
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") != "/health" or environ.get("REQUEST_METHOD") != "GET":
             return wsgi_app(environ, start_response)
