@@ -21,10 +21,22 @@ from . import idle, procstat, report
 from .npm import npm_ci
 from .run import Options, Run, haproxy_maxconn
 from .sizes import SIZES
-from .systems import ALL, BENCH, NODE_BATCHED, POLLING, SWARMDASH, before
+from .systems import (
+    ALL,
+    BENCH,
+    NO_DEFLATE,
+    NODE_BATCHED,
+    NODE_BATCHED_DEFLATE,
+    POLLING,
+    SWARMDASH,
+    before,
+)
 
-#: Systems that run the connection-scale step: SwarmDash, its before column, the Node peer.
-SCALE_SYSTEMS = (SWARMDASH.key, "swarmdash-before", NODE_BATCHED.key)
+#: Systems that run the connection-scale step: SwarmDash, its before column, the batched
+#: Node.js peer, and both of them with the other's compression (so the step shows what
+#: compression costs at that scale).
+SCALE_SYSTEMS = (SWARMDASH.key, "swarmdash-before", NODE_BATCHED.key, NODE_BATCHED_DEFLATE.key,
+                 NO_DEFLATE.key)
 
 #: Open files the benchmark needs: every client is a socket in the load generator, two in
 #: HAProxy and one in a node; the children inherit the limit.

@@ -50,6 +50,11 @@ FSIO = System("flask-socketio", "stock Flask-SocketIO", "fsio", "gevent", batche
 NODE_PEREVENT = System("node-perevent", "Node.js Socket.IO, per event", "node", "perevent",
                        batched=False)
 NODE_BATCHED = System("node-batched", "Node.js Socket.IO, batched", "node", "batched")
+#: The batched Node.js peer with compression on, as ``perMessageDeflate: true`` turns it on
+#: (every message compressed, in a context per connection): the peer at about SwarmDash's
+#: bytes on the wire, with its clients inflating as SwarmDash's do.
+NODE_BATCHED_DEFLATE = System("node-batched-deflate", "Node.js Socket.IO, batched, compressed",
+                              "node", "batched", env={"PER_MESSAGE_DEFLATE": "true"})
 POLLING = System("polling", "polling /api/v1/events (1 s)", "polling", "gevent", batched=False)
 
 #: Before/after rows of the websocket frame optimisation (wsframes.py): a compression
@@ -61,8 +66,8 @@ PER_CLIENT_DEFLATE = System("swarmdash-perclient", "SwarmDash, per-client deflat
 NO_DEFLATE = System("swarmdash-plain", "SwarmDash, no compression", "swarmdash", "gevent",
                     env={"WEBSOCKET_COMPRESSION": "off"})
 
-ALL = (SWARMDASH, POLLING, FSIO, NODE_PEREVENT, NODE_BATCHED, EVENTLET, THREADING,
-       PER_CLIENT_DEFLATE, NO_DEFLATE)
+ALL = (SWARMDASH, POLLING, FSIO, NODE_PEREVENT, NODE_BATCHED, NODE_BATCHED_DEFLATE, EVENTLET,
+       THREADING, PER_CLIENT_DEFLATE, NO_DEFLATE)
 
 
 def before(source: Path) -> System:

@@ -43,6 +43,12 @@ def test_quick_run_reports_every_figure_for_every_system(tmp_path: Path) -> None
         assert "error" not in result, f"{key}: {result['error']}"
         assert result["steps"], f"{key}: no step measured"
         assert result["completeness"]["expected"] > 0, f"{key}: no event reached a client"
+    # the compressed Node.js peer really compresses: its clients read a fraction of the bytes
+    # the same peer sends uncompressed, as SwarmDash's do against its own "no compression"
+    def wire(key: str) -> float:
+        return float(results["results"][key]["steps"][0]["bytes_per_event"])
+    assert wire("node-batched-deflate") < wire("node-batched") / 3
+    assert wire("swarmdash") < wire("swarmdash-plain") / 3
     versions = results["meta"]["versions"]
     for name in ("python", "gunicorn", "gevent", "eventlet", "flask-socketio",
                  "python-socketio", "node", "socket.io", "redis-server", "haproxy"):

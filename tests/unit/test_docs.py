@@ -56,6 +56,7 @@ OTHER_VARIABLES = {
     "SWARMDASH_DOCS_SCREENSHOT": "the browser test that refreshes the README's picture",
     "SWARMDASH_FUZZ_LIVE_EXAMPLES": "examples per live fuzz test",
     "MIN_SECRET_KEY_LENGTH": "settings.py's checks of SECRET_KEY", "MIN_SECRET_KEY_BITS": "",
+    "PER_MESSAGE_DEFLATE": "the benchmark's Node.js peer (bench/peers/node/server.mjs)",
 }
 #: Upper-case words in code that are not variables at all.
 NOT_VARIABLES = re.compile(

@@ -8,7 +8,14 @@
 //                  the clock; leading edge, then one batch at each window's end) and emits
 //                  locally, like SwarmDash does.
 //
-// Environment: HOST, PORT, REDIS_URL, MODE, BATCH_WINDOWS (JSON {channel: ms}), NODE_ID.
+//   PER_MESSAGE_DEFLATE=true  permessage-deflate on, as `perMessageDeflate: true` turns it
+//                  on. A connection that agrees to context takeover (the official clients
+//                  do) has every message compressed, whatever its size (ws applies its 1 KB
+//                  threshold only without takeover), in a compression context of its own
+//                  made at its first message. Unset: off, socket.io's default.
+//
+// Environment: HOST, PORT, REDIS_URL, MODE, BATCH_WINDOWS (JSON {channel: ms}), NODE_ID,
+// PER_MESSAGE_DEFLATE.
 import http from "node:http";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
@@ -19,6 +26,7 @@ const port = Number(process.env.PORT ?? 8050);
 const mode = process.env.MODE ?? "perevent";
 const nodeId = process.env.NODE_ID ?? `${host}:${port}`;
 const windows = JSON.parse(process.env.BATCH_WINDOWS ?? '{"agent":200,"task":200,"metric":500,"log":1000}');
+const deflate = process.env.PER_MESSAGE_DEFLATE === "true";
 const TICK_MS = 20;
 const IMMEDIATE = new Set(["alert"]);
 const CRITICAL = new Set(["error", "offline"]);
@@ -36,7 +44,11 @@ const server = http.createServer((req, res) => {
 const pub = createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
 await Promise.all([pub.connect(), sub.connect()]);
-const io = new Server(server, { adapter: createAdapter(pub, sub), transports: ["polling", "websocket"] });
+const io = new Server(server, {
+  adapter: createAdapter(pub, sub),
+  transports: ["polling", "websocket"],
+  perMessageDeflate: deflate,
+});
 
 const roomOf = (swarm) => `swarm:${swarm}`;
 
@@ -112,7 +124,8 @@ if (mode === "batched") {
   }, TICK_MS);
 }
 
-server.listen(port, host, () => console.log(`node peer ${nodeId} (${mode}) on ${host}:${port}`));
+const compression = deflate ? ", permessage-deflate" : "";
+server.listen(port, host, () => console.log(`node peer ${nodeId} (${mode}${compression}) on ${host}:${port}`));
 const stop = () => { io.close(); pub.quit().catch(() => {}); sub.quit().catch(() => {}); process.exit(0); };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
