@@ -32,9 +32,9 @@ from .systems import (
     before,
 )
 
-#: Systems that run the connection-scale step: SwarmDash, its before column, the batched
-#: Node.js peer, and both of them with the other's compression (so the step shows what
-#: compression costs at that scale).
+#: Systems that run the connection-scale step: SwarmDash and its before column, the batched
+#: Node.js peer, and the two compressed the other way (the peer with permessage-deflate,
+#: SwarmDash without), so the step shows what compression costs at that scale.
 SCALE_SYSTEMS = (SWARMDASH.key, "swarmdash-before", NODE_BATCHED.key, NODE_BATCHED_DEFLATE.key,
                  NO_DEFLATE.key)
 
